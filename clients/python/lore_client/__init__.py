@@ -1,0 +1,1 @@
+"""Python client for lore-daemon and the `lore` shell bridge."""

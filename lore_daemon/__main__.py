@@ -1,0 +1,1 @@
+import sys; from lore_daemon.cli import main; sys.exit(main())

@@ -1,0 +1,317 @@
+"""Wire types: every param, result, notification, error and recovery action (msgspec Structs).
+
+Field names are camelCase on the wire (``rename="camel"``). Params forbid unknown fields, so a typo
+is an ``INVALID_PARAMS`` error rather than a silently ignored option. Results always carry every
+field so their JSON Schemas (``schema/robot/``) are stable. This module imports nothing heavy: the
+Python client and the schema generator import it without pulling in pygls, apsw or httpx.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+Iid = Annotated[int, msgspec.Meta(ge=1)]
+
+EntityKind = Literal["issue", "mr"]
+RunMode = Literal["standard", "surgical"]
+RunPhase = Literal["preflight", "ingest", "dependents", "docs", "embed", "done", "failed"]
+RunStatus = Literal["running", "succeeded", "partial", "failed", "cancelled"]
+FailureStage = Literal[
+    "fetch", "ingest", "discussions", "events", "closesIssues", "diffs", "docs", "embed"
+]
+EntityOutcome = Literal["ingested", "unchanged", "skippedStale", "failed", "wouldSync"]
+DependentOutcome = Literal["synced", "unchanged", "failed", "skipped"]
+ProgressEvent = Literal["begin", "report", "end"]
+ActionKind = Literal[
+    "retryRun", "retryFailedEntities", "waitAndRetry", "fixToken", "fixConfig", "checkTarget", "inspectRun"
+]
+
+MAX_SURGICAL_ENTITIES = 100
+
+# Phases in the order a surgical run moves through them (``failed`` is terminal, off the line).
+SURGICAL_PHASES: tuple[str, ...] = ("preflight", "ingest", "dependents", "docs", "embed")
+STANDARD_PHASES: tuple[str, ...] = ("ingest", "dependents", "docs", "embed")
+
+
+class _Params(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    """Base of request params. ``workDoneToken`` is the LSP work-done progress token, if any."""
+
+    work_done_token: str | int | None = None
+
+
+class _Wire(msgspec.Struct, rename="camel", kw_only=True):
+    """Base of everything the daemon sends."""
+
+
+# --------------------------------------------------------------------------------------------- params
+
+
+class TargetParams(_Params, kw_only=True):
+    """Targets of a surgical request. ``project`` is optional when URLs or qualified refs fix it."""
+
+    project: str | None = None
+    issues: list[int] = []
+    mrs: list[int] = []
+    issue_urls: list[str] = []
+    mr_urls: list[str] = []
+    refs: list[str] = []
+
+
+class PreflightParams(TargetParams, kw_only=True):
+    pass
+
+
+class SyncSurgicalParams(TargetParams, kw_only=True):
+    dry_run: bool = False
+    no_embed: bool = False
+
+
+class SyncParams(_Params, kw_only=True):
+    """Standard incremental sync. ``projects`` defaults to every configured project."""
+
+    projects: list[str] | None = None
+    no_embed: bool = False
+
+
+class SyncRunsParams(_Params, kw_only=True):
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    run_id: str | None = None
+    status: RunStatus | None = None
+
+
+class StatusParams(_Params, kw_only=True):
+    pass
+
+
+class RobotDocsParams(_Params, kw_only=True):
+    pass
+
+
+# ------------------------------------------------------------------------------------ shared pieces
+
+
+class RpcRequest(_Wire, kw_only=True):
+    """The exact JSON-RPC call a client sends to carry out a recovery action."""
+
+    method: str
+    params: dict[str, Any]
+
+
+class RecoveryAction(_Wire, kw_only=True):
+    kind: ActionKind
+    title: str
+    request: RpcRequest | None = None
+    command: str | None = None
+    after_ms: int | None = None
+
+
+class RobotError(_Wire, kw_only=True):
+    """``data`` of every JSON-RPC error, and ``error`` of failed runs."""
+
+    code: str
+    message: str
+    suggestion: str
+    retryable: bool
+    actions: list[RecoveryAction] = []
+    details: dict[str, Any] = {}
+
+
+class EntityFailure(_Wire, kw_only=True):
+    kind: EntityKind
+    iid: int
+    stage: FailureStage
+    code: str
+    message: str
+    http_status: int | None = None
+    retryable: bool = False
+
+
+class RequestedTargets(_Wire, kw_only=True):
+    """What the caller asked for, as given, plus the resolved IID lists."""
+
+    issues: list[int] = []
+    mrs: list[int] = []
+    issue_urls: list[str] = []
+    mr_urls: list[str] = []
+    refs: list[str] = []
+    projects: list[str] = []
+
+
+class Counters(_Wire, kw_only=True):
+    """Run counters. Retry waits are counted here as well as reported in progress notifications."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limit_waits: int = 0
+    wait_ms: int = 0
+    issues_fetched: int = 0
+    mrs_fetched: int = 0
+    issues_ingested: int = 0
+    mrs_ingested: int = 0
+    unchanged: int = 0
+    skipped_stale: int = 0
+    discussions: int = 0
+    notes: int = 0
+    events: int = 0
+    closes_links: int = 0
+    file_changes: int = 0
+    dependent_jobs_done: int = 0
+    dependent_jobs_failed: int = 0
+    documents_regenerated: int = 0
+    documents_unchanged: int = 0
+    embedded: int = 0
+    failures: int = 0
+
+
+class LocalState(_Wire, kw_only=True):
+    """What the local store knows of a target (dry run)."""
+
+    exists: bool
+    updated_at: Timestamp | None = None
+    last_seen_at: Timestamp | None = None
+
+
+class EntityResult(_Wire, kw_only=True):
+    kind: EntityKind
+    iid: int
+    outcome: EntityOutcome
+    title: str | None = None
+    web_url: str | None = None
+    updated_at: Timestamp | None = None
+    dependents: dict[str, DependentOutcome] = {}
+    document_ids: list[int] = []
+    local: LocalState | None = None
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+class SyncResult(_Wire, kw_only=True):
+    run_id: str | None
+    mode: RunMode
+    status: RunStatus
+    phase: RunPhase
+    failed_phase: RunPhase | None = None
+    dry_run: bool = False
+    project: str | None = None
+    requested: RequestedTargets = msgspec.field(default_factory=RequestedTargets)
+    entities: list[EntityResult] = []
+    entity_failures: list[EntityFailure] = []
+    counters: Counters = msgspec.field(default_factory=Counters)
+    stage_timings_ms: dict[str, int] = {}
+    recovery_actions: list[RecoveryAction] = []
+    warnings: list[str] = []
+    error: RobotError | None = None
+
+
+class AuthInfo(_Wire, kw_only=True):
+    ok: bool
+    username: str | None = None
+
+
+class PreflightEntity(_Wire, kw_only=True):
+    kind: EntityKind
+    iid: int
+    found: bool
+    title: str | None = None
+    updated_at: Timestamp | None = None
+    web_url: str | None = None
+
+
+class PreflightResult(_Wire, kw_only=True):
+    ok: bool
+    project: str | None
+    auth: AuthInfo
+    entities: list[PreflightEntity] = []
+    failures: list[EntityFailure] = []
+    stage_timings_ms: dict[str, int] = {}
+    recovery_actions: list[RecoveryAction] = []
+
+
+class SyncRun(_Wire, kw_only=True):
+    run_id: str
+    mode: RunMode
+    phase: RunPhase
+    status: RunStatus
+    started_at: Timestamp
+    failed_phase: RunPhase | None = None
+    heartbeat_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    cancelled_at: Timestamp | None = None
+    project: str | None = None
+    requested: RequestedTargets = msgspec.field(default_factory=RequestedTargets)
+    counters: Counters = msgspec.field(default_factory=Counters)
+    stage_timings_ms: dict[str, int] = {}
+    failures: list[EntityFailure] = []
+    error: RobotError | None = None
+    surgical_summary: dict[str, Any] | None = None
+    owner: str | None = None
+    suggested_retry: RecoveryAction | None = None
+    suggested_retry_command: str | None = None
+
+
+class SyncRunsResult(_Wire, kw_only=True):
+    runs: list[SyncRun]
+
+
+class LockHolder(_Wire, kw_only=True):
+    name: str
+    owner: str
+    run_id: str | None
+    pid: int
+    acquired_at: Timestamp
+    heartbeat_at: Timestamp
+
+
+class StatusResult(_Wire, kw_only=True):
+    version: str
+    uptime_ms: int
+    schema_version: int
+    db_path: str
+    db_size_bytes: int
+    locks: list[LockHolder]
+    queue_depths: dict[str, int]
+    last_runs: list[SyncRun]
+    config: dict[str, Any]
+
+
+# ------------------------------------------------------------------------------------ notifications
+
+
+class ProgressEntity(_Wire, kw_only=True):
+    kind: EntityKind
+    iid: int
+    outcome: str | None = None
+    stage: str | None = None
+
+
+class ProgressNotification(_Wire, kw_only=True):
+    """``lore/progress``: one per phase begin/end, and reports in between (per entity, waits)."""
+
+    run_id: str | None
+    phase: RunPhase
+    event: ProgressEvent
+    message: str = ""
+    elapsed_ms: int = 0
+    counters: Counters = msgspec.field(default_factory=Counters)
+    entity: ProgressEntity | None = None
+
+
+# Bridge (``lore``) exit codes, by error class. Documented in docs/protocol.md and lore/robotDocs.
+BRIDGE_EXIT_CODES: dict[int, str] = {
+    0: "success: the run succeeded or the read completed",
+    1: "internal error or unexpected daemon failure",
+    2: "usage error or invalid params (INVALID_PARAMS, INVALID_TARGET, MIXED_PROJECTS, ...)",
+    3: "configuration or token problem (CONFIG_*, TOKEN_NOT_SET)",
+    4: "GitLab refused the token (GITLAB_AUTH_FAILED, GITLAB_FORBIDDEN)",
+    5: "a target was not found or preflight failed (GITLAB_NOT_FOUND, PREFLIGHT_FAILED)",
+    6: "transient GitLab failure (GITLAB_RATE_LIMITED, GITLAB_UNAVAILABLE, GITLAB_BAD_RESPONSE)",
+    7: "the sync lock could not be taken in time (LOCK_TIMEOUT)",
+    8: "the run ended partial: primaries written, some dependents failed",
+    9: "the run failed for another reason (DB_ERROR, ABANDONED, ...)",
+    130: "cancelled (CANCELLED, SIGINT)",
+}

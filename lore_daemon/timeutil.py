@@ -1,0 +1,29 @@
+"""Time in the store is integer milliseconds UTC; GitLab speaks ISO-8601 with milliseconds."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch (UTC)."""
+    return time.time_ns() // 1_000_000
+
+
+def iso_to_ms(value: str | datetime) -> int:
+    """Parse GitLab's ``2019-08-20T09:09:56.690Z`` (or any offset) to epoch milliseconds, exactly."""
+    dt = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).replace(microsecond=(ms % 1000) * 1000)
+
+
+def ms_to_iso(ms: int) -> str:
+    """Format as GitLab does: ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+    return ms_to_datetime(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

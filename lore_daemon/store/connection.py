@@ -1,0 +1,302 @@
+"""apsw connections and the process's single writer thread.
+
+SQLite allows one writer at a time per database file. The daemon therefore funnels every write
+through ONE connection owned by ONE thread (``lore-db-writer``), and serves reads from per-thread
+read-only connections on a small pool, so a long ingest never blocks ``lore/syncRuns``. Writers use
+``transaction_mode = "IMMEDIATE"``: every ``with conn:`` starts ``BEGIN IMMEDIATE`` (nested blocks
+become savepoints). A deferred transaction that later upgrades to a write fails at once with
+SQLITE_BUSY_SNAPSHOT, which the busy timeout cannot help with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple, TypeVar, TypeVarTuple
+
+import apsw
+
+from lore_daemon.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+READER_THREADS = 2
+
+_BUSY_SUGGESTION = "Another process holds the database write lock for too long; retry shortly."
+_GENERIC_SUGGESTION = "Check the database file and disk space; `lore status` shows its path."
+
+
+def _create_private_file(path: Path) -> None:
+    """Create an empty DB file readable only by its owner (it mirrors private issues).
+
+    SQLite gives the -wal and -shm files the same permissions as the main file, so creating the
+    main file first is enough. A zero-byte file is a valid empty database.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # someone (maybe another process) created it first: keep its mode
+    os.close(fd)
+
+
+def open_connection(
+    path: str | Path, *, readonly: bool = False, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+) -> apsw.Connection:
+    """Open a configured connection: WAL, foreign keys, synchronous=NORMAL, busy timeout.
+
+    A writer (``readonly=False``) creates the parent directories and a 0600 file when missing, and
+    gets ``transaction_mode = "IMMEDIATE"``. A reader opens the file read-only (it must exist), so
+    a stray write through it fails instead of competing with the writer. ``":memory:"`` is
+    accepted for throwaway writers.
+    """
+    name = str(path)
+    in_memory = name == ":memory:"
+    if readonly:
+        flags = apsw.SQLITE_OPEN_READONLY
+    else:
+        flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+        if not in_memory:
+            _create_private_file(Path(name))
+    conn = apsw.Connection(name, flags=flags)
+    try:
+        conn.set_busy_timeout(busy_timeout_ms)
+        # Double-quoted string literals silently become strings when a column name is misspelt.
+        conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
+        conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
+        conn.pragma("foreign_keys", True)
+        if not readonly:
+            mode = conn.pragma("journal_mode", "wal")
+            if mode != "wal" and not in_memory:
+                raise StoreError(
+                    "SQLite refused WAL journal mode for the database.",
+                    "DB_ERROR",
+                    "Put the database on a local filesystem that supports shared memory (not NFS).",
+                    details={"path": name, "journal_mode": str(mode)},
+                )
+            conn.pragma("synchronous", "NORMAL")
+            conn.transaction_mode = "IMMEDIATE"
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class Checkpoint(NamedTuple):
+    busy: bool
+    log_frames: int
+    checkpointed_frames: int
+
+
+def wal_checkpoint(conn: apsw.Connection) -> Checkpoint:
+    """Copy the WAL into the main file and truncate it (TRUNCATE mode).
+
+    After a complete checkpoint the main database file alone holds every committed change, which
+    is what byte-comparison tests and backups need. Must run outside a transaction.
+    """
+    row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert row is not None  # the pragma always answers one row
+    busy, log_frames, checkpointed = (int(v) for v in row)
+    return Checkpoint(bool(busy), log_frames, checkpointed)
+
+
+@contextlib.contextmanager
+def wrap_db_errors(operation: str = "database operation") -> Iterator[None]:
+    """Turn an escaping ``apsw.Error`` into ``StoreError(DB_ERROR)``; also usable as a decorator.
+
+    The message keeps SQLite's own text (constraint and column names; values are always bound,
+    never inlined) and the exception class, so a client sees what failed without a traceback.
+    """
+    try:
+        yield
+    except apsw.Error as exc:
+        kind = type(exc).__name__
+        busy = isinstance(exc, apsw.BusyError | apsw.LockedError)
+        raise StoreError(
+            f"{operation} failed: {kind}: {exc}",
+            "DB_ERROR",
+            _BUSY_SUGGESTION if busy else _GENERIC_SUGGESTION,
+            details={"operation": operation, "sqliteError": kind},
+        ) from exc
+
+
+class Database:
+    """The process's database: one writer thread and connection, per-thread readers.
+
+    ``write``/``read`` hand a function to the right thread and give back its result; exceptions
+    raised inside it propagate unchanged. Cancelling the awaiting task does NOT interrupt the
+    function: it runs to completion on its thread (the writer stays consistent). Long functions
+    must poll a ``threading.Event`` themselves to stop early.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        reader_threads: int = READER_THREADS,
+    ) -> None:
+        self._path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._reader_threads = reader_threads
+        self._writer_pool: ThreadPoolExecutor | None = None
+        self._reader_pool: ThreadPoolExecutor | None = None
+        self._writer: apsw.Connection | None = None
+        self._writer_thread: int | None = None
+        self._local = threading.local()
+        self._readers: list[apsw.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._schema_version = 0
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def schema_version(self) -> int:
+        return self._schema_version
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
+
+    def open(self) -> int:
+        """Open the writer on its thread and migrate the schema; returns the schema version."""
+        if self._writer_pool is not None:
+            return self._schema_version
+        self._writer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lore-db-writer")
+        self._reader_pool = ThreadPoolExecutor(
+            max_workers=self._reader_threads, thread_name_prefix="lore-db-reader"
+        )
+        try:
+            self._schema_version = self._writer_pool.submit(self._open_writer).result()
+        except BaseException:
+            self._shutdown_pools()
+            raise
+        log.info("database open at %s (schema version %d)", self._path, self._schema_version)
+        return self._schema_version
+
+    def _open_writer(self) -> int:
+        from lore_daemon.store.migrations import migrate  # migrations imports this module
+
+        self._writer_thread = threading.get_ident()
+        with wrap_db_errors(f"opening the database {self._path}"):
+            conn = open_connection(self._path, busy_timeout_ms=self._busy_timeout_ms)
+        try:
+            with wrap_db_errors("migrating the database"):
+                version = migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._writer = conn
+        return version
+
+    # ------------------------------------------------------------------ writes
+
+    async def write(self, fn: Callable[[apsw.Connection, *Ts], T], *args: *Ts) -> T:
+        """Run ``fn(writer_conn, *args)`` on the writer thread and await its result."""
+        return await asyncio.wrap_future(self._submit_write(fn, *args))
+
+    def write_sync(self, fn: Callable[[apsw.Connection, *Ts], T], *args: *Ts) -> T:
+        """Blocking ``write``. Called from the writer thread itself, it runs inline (no deadlock)."""
+        if threading.get_ident() == self._writer_thread:
+            return fn(self._require_writer(), *args)
+        return self._submit_write(fn, *args).result()
+
+    def _submit_write(self, fn: Callable[[apsw.Connection, *Ts], T], *args: *Ts) -> Future[T]:
+        pool = self._writer_pool
+        if pool is None or self._writer is None:
+            raise self._closed_error()
+        return pool.submit(lambda: fn(self._require_writer(), *args))
+
+    def _require_writer(self) -> apsw.Connection:
+        if self._writer is None:
+            raise self._closed_error()
+        return self._writer
+
+    # ------------------------------------------------------------------ reads
+
+    async def read(self, fn: Callable[[apsw.Connection, *Ts], T], *args: *Ts) -> T:
+        """Run ``fn(reader_conn, *args)`` on a reader thread (its own read-only connection)."""
+        return await asyncio.wrap_future(self._submit_read(fn, *args))
+
+    def read_sync(self, fn: Callable[[apsw.Connection, *Ts], T], *args: *Ts) -> T:
+        """Blocking ``read``. Called from a reader thread, it runs inline on that thread's connection."""
+        existing: apsw.Connection | None = getattr(self._local, "conn", None)
+        if existing is not None:
+            return fn(existing, *args)
+        return self._submit_read(fn, *args).result()
+
+    def _submit_read(self, fn: Callable[[apsw.Connection, *Ts], T], *args: *Ts) -> Future[T]:
+        pool = self._reader_pool
+        if pool is None or self._writer is None:
+            raise self._closed_error()
+        return pool.submit(lambda: fn(self._reader_connection(), *args))
+
+    def _reader_connection(self) -> apsw.Connection:
+        conn: apsw.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with wrap_db_errors(f"opening a reader on {self._path}"):
+                conn = open_connection(self._path, readonly=True, busy_timeout_ms=self._busy_timeout_ms)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def checkpoint(self) -> Checkpoint:
+        """TRUNCATE-checkpoint the WAL through the writer (e.g. before copying the file)."""
+        return self.write_sync(wal_checkpoint)
+
+    def close(self) -> None:
+        """Finish queued work, close every connection and stop the threads. Idempotent."""
+        writer_pool = self._writer_pool
+        if writer_pool is None:
+            return
+        if self._reader_pool is not None:
+            self._reader_pool.shutdown(wait=True)
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        if self._writer is not None:
+            writer_pool.submit(self._close_writer).result()
+        self._shutdown_pools()
+        log.info("database closed at %s", self._path)
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _shutdown_pools(self) -> None:
+        for pool in (self._reader_pool, self._writer_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._reader_pool = self._writer_pool = None
+        self._writer_thread = None
+        self._writer = None
+
+    def _closed_error(self) -> StoreError:
+        return StoreError(
+            "The database is not open.", "DB_ERROR", "Open the Database before use.",
+            details={"path": str(self._path)},
+        )
+
+    def __enter__(self) -> Database:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -290,7 +290,11 @@ class ProgressEntity(_Wire, kw_only=True):
 
 
 class ProgressNotification(_Wire, kw_only=True):
-    """``lore/progress``: one per phase begin/end, and reports in between (per entity, waits)."""
+    """``lore/progress``: one per phase begin/end, and reports in between (per entity, waits).
+
+    ``workDoneToken`` echoes the request's token (client-sent or server-created) so a client with
+    several requests in flight can route each notification to the request that caused it.
+    """
 
     run_id: str | None
     phase: RunPhase
@@ -299,6 +303,7 @@ class ProgressNotification(_Wire, kw_only=True):
     elapsed_ms: int = 0
     counters: Counters = msgspec.field(default_factory=Counters)
     entity: ProgressEntity | None = None
+    work_done_token: str | int | None = None
 
 
 # Bridge (``lore``) exit codes, by error class. Documented in docs/protocol.md and lore/robotDocs.

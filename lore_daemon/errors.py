@@ -17,7 +17,8 @@
     ├── StoreError                  DB_ERROR
     │   └── LockTimeoutError        LOCK_TIMEOUT
     ├── RunError                    PREFLIGHT_FAILED, ABANDONED, CANCELLED
-    └── InvalidParamsError          INVALID_PARAMS
+    ├── InvalidParamsError          INVALID_PARAMS
+    └── ProtocolError               PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND
 
 Each code has one ``CodeInfo`` in ``CODES``: what it means, whether retrying can help, the JSON-RPC
 error code it maps to and the recovery-action kinds a client typically gets with it. The protocol
@@ -30,6 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # JSON-RPC error codes used on the wire (LSP numbering).
+RPC_PARSE_ERROR = -32700
+RPC_INVALID_REQUEST = -32600
+RPC_METHOD_NOT_FOUND = -32601
 RPC_INVALID_PARAMS = -32602
 RPC_INTERNAL_ERROR = -32603
 RPC_REQUEST_CANCELLED = -32800
@@ -147,6 +151,22 @@ CODES: dict[str, CodeInfo] = {
         "The run was cancelled by the client, a disconnect or SIGTERM.", True, RPC_REQUEST_CANCELLED, ("retryRun",)
     ),
     "INTERNAL": CodeInfo("An unexpected internal error.", False, RPC_INTERNAL_ERROR, ()),
+    # Protocol-level failures: the message itself could not be served (no method ran).
+    "PARSE_ERROR": CodeInfo(
+        "The message body was not valid JSON, or its framing (Content-Length) was broken.",
+        False,
+        RPC_PARSE_ERROR,
+        (),
+    ),
+    "INVALID_REQUEST": CodeInfo(
+        "The message is not a valid JSON-RPC 2.0 request, or it arrived after shutdown.",
+        False,
+        RPC_INVALID_REQUEST,
+        (),
+    ),
+    "METHOD_NOT_FOUND": CodeInfo(
+        "The daemon has no method of that name; lore/robotDocs lists them.", False, RPC_METHOD_NOT_FOUND, ()
+    ),
 }
 
 
@@ -232,6 +252,10 @@ class RunError(LoreError):
 
 class InvalidParamsError(LoreError):
     pass
+
+
+class ProtocolError(LoreError):
+    """A message the daemon could not serve at the JSON-RPC level (bad JSON, framing, method)."""
 
 
 def gitlab_error_for_status(status: int, message: str, *, retry_after_ms: int | None = None) -> GitLabError:

@@ -306,6 +306,58 @@ class ProgressNotification(_Wire, kw_only=True):
     work_done_token: str | int | None = None
 
 
+# -------------------------------------------------------------------------------------- robot docs
+
+
+class MethodDoc(_Wire, kw_only=True):
+    """One JSON-RPC method: what it does and the JSON Schemas of its params and result."""
+
+    name: str
+    summary: str
+    params_schema: dict[str, Any]
+    result_schema: dict[str, Any]
+    reports_progress: bool = False
+    error_codes: list[str] = []
+
+
+class NotificationDoc(_Wire, kw_only=True):
+    name: str
+    summary: str
+    schema: dict[str, Any]
+
+
+class ErrorCodeDoc(_Wire, kw_only=True):
+    code: str
+    meaning: str
+    retryable: bool
+    rpc_code: int
+    actions: list[str] = []
+
+
+class ActionKindDoc(_Wire, kw_only=True):
+    kind: str
+    meaning: str
+
+
+class ExitCodeDoc(_Wire, kw_only=True):
+    exit_code: int
+    meaning: str
+
+
+class RobotDocsResult(_Wire, kw_only=True):
+    """``lore/robotDocs``: everything an agent needs to drive the daemon without reading prose."""
+
+    name: str
+    version: str
+    transport: str
+    methods: list[MethodDoc]
+    notifications: list[NotificationDoc]
+    error_codes: list[ErrorCodeDoc]
+    recovery_action_kinds: list[ActionKindDoc]
+    bridge_exit_codes: list[ExitCodeDoc]
+    schemas: dict[str, Any] = {}
+
+
 # Bridge (``lore``) exit codes, by error class. Documented in docs/protocol.md and lore/robotDocs.
 BRIDGE_EXIT_CODES: dict[int, str] = {
     0: "success: the run succeeded or the read completed",

@@ -1,0 +1,203 @@
+"""``lore``: the shell bridge to lore-daemon.
+
+Output: the typed payload as JSON on stdout when stdout is not a terminal (or with ``--json``); a
+human summary and a live progress line on stderr otherwise. The exit code says what class of
+error happened (``lore_daemon.protocol.BRIDGE_EXIT_CODES``), so scripts can branch without parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from lore_client.client import LoreClient
+from lore_client.rpc import ConnectionClosed, RpcError
+from lore_daemon import protocol
+
+_EXIT_BY_CODE = {
+    "INVALID_PARAMS": 2, "INVALID_TARGET": 2, "MIXED_PROJECTS": 2, "TARGET_HOST_MISMATCH": 2,
+    "TOO_MANY_TARGETS": 2, "NO_TARGETS": 2, "PROJECT_REQUIRED": 2,
+    "CONFIG_NOT_FOUND": 3, "CONFIG_INVALID": 3, "CONFIG_UNKNOWN_KEY": 3, "TOKEN_NOT_SET": 3,
+    "GITLAB_AUTH_FAILED": 4, "GITLAB_FORBIDDEN": 4,
+    "GITLAB_NOT_FOUND": 5, "PREFLIGHT_FAILED": 5,
+    "GITLAB_RATE_LIMITED": 6, "GITLAB_UNAVAILABLE": 6, "GITLAB_BAD_RESPONSE": 6,
+    "LOCK_TIMEOUT": 7, "CANCELLED": 130,
+}
+
+
+def exit_code_for_error(code: str | None) -> int:
+    if code is None or code == "INTERNAL":
+        return 1
+    return _EXIT_BY_CODE.get(code, 9)
+
+
+def exit_code_for_result(result: protocol.SyncResult) -> int:
+    if result.status in ("succeeded", "running"):
+        return 0
+    if result.status == "partial":
+        return 8
+    if result.status == "cancelled":
+        return 130
+    return exit_code_for_error(result.error.code if result.error else None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lore", description="Shell bridge to lore-daemon.")
+    p.add_argument("--json", action="store_true", help="print the JSON payload even on a terminal")
+    p.add_argument("--no-shared", action="store_true", help="spawn a private daemon over stdio")
+    p.add_argument("--daemon", default=None, help="daemon command (default: python -m lore_daemon)")
+    p.add_argument("--progress", action="store_true", help="print every progress event as a line on stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("sync", help="surgical sync of named targets, or a standard sync with none")
+    s.add_argument("-p", "--project")
+    s.add_argument("--issue", type=int, action="append", default=[])
+    s.add_argument("--mr", type=int, action="append", default=[])
+    s.add_argument("--issue-url", action="append", default=[])
+    s.add_argument("--mr-url", action="append", default=[])
+    s.add_argument("--ref", action="append", default=[])
+    s.add_argument("--dry-run", action="store_true")
+    s.add_argument("--preflight-only", action="store_true")
+    s.add_argument("--no-embed", action="store_true")
+    r = sub.add_parser("sync-runs", help="read the run ledger, newest first")
+    r.add_argument("--limit", type=int, default=20)
+    r.add_argument("--run-id")
+    r.add_argument("--state", choices=["running", "succeeded", "partial", "failed", "cancelled"])
+    sub.add_parser("status", help="daemon and store status")
+    sub.add_parser("robot-docs", help="the machine-readable manifest")
+    sub.add_parser("rpc", help="newline-delimited JSON-RPC requests on stdin, JSON lines on stdout")
+    return p
+
+
+class _Printer:
+    def __init__(self, as_json: bool, lines: bool = False) -> None:
+        self.as_json = as_json
+        self.lines = lines
+        self.live = sys.stderr.isatty() and not lines
+
+    def progress(self, note: protocol.ProgressNotification) -> None:
+        if not (self.live or self.lines):
+            return
+        entity = f" {note.entity.kind} {note.entity.iid}" if note.entity else ""
+        line = f"[{note.phase}:{note.event}]{entity} {note.message} ({note.elapsed_ms} ms)"
+        sys.stderr.write(line + "\n" if self.lines else "\r\033[K" + line[:160])
+        sys.stderr.flush()
+
+    def payload(self, obj: Any) -> None:
+        if self.live:
+            sys.stderr.write("\r\033[K")
+        data = msgspec.to_builtins(obj) if isinstance(obj, msgspec.Struct) else obj
+        if self.as_json:
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        else:
+            sys.stderr.write(_summary(data) + "\n")
+
+
+def _summary(data: Any) -> str:
+    if isinstance(data, dict) and "entities" in data and "status" in data:
+        lines = [f"run {data.get('runId')}: {data['status']} (phase {data['phase']})"]
+        lines += [f"  {e['kind']} {e['iid']}: {e['outcome']}" for e in data["entities"]]
+        lines += [f"  FAILED {f['kind']} {f['iid']} [{f['stage']}] {f['code']}: {f['message']}"
+                  for f in data.get("entityFailures", [])]
+        lines += [f"  -> {a['title']}: {a.get('command') or ''}" for a in data.get("recoveryActions", [])]
+        return "\n".join(lines)
+    return json.dumps(data, indent=2)
+
+
+def _sync_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "project": args.project, "issues": args.issue, "mrs": args.mr,
+        "issueUrls": args.issue_url, "mrUrls": args.mr_url, "refs": args.ref,
+    }
+    return {k: v for k, v in params.items() if v}
+
+
+async def _run(args: argparse.Namespace, printer: _Printer) -> int:
+    command = args.daemon.split() if args.daemon else None
+    async with LoreClient.connect(command=command) as client:
+        if args.command == "rpc":
+            return await _rpc_loop(client)
+        try:
+            if args.command == "sync":
+                targets = _sync_params(args)
+                if not targets:
+                    sync_result = await client.sync(on_progress=printer.progress, noEmbed=args.no_embed)
+                    printer.payload(sync_result)
+                    return exit_code_for_result(sync_result)
+                if args.preflight_only:
+                    pre = await client.call(
+                        "lore/preflight", targets, protocol.PreflightResult, printer.progress
+                    )
+                    printer.payload(pre)
+                    return 0 if pre.ok else exit_code_for_error(_preflight_code(pre))
+                targets.update(dryRun=args.dry_run, noEmbed=args.no_embed)
+                result = await client.call(
+                    "lore/syncSurgical", targets, protocol.SyncResult, printer.progress
+                )
+                printer.payload(result)
+                return exit_code_for_result(result)
+            if args.command == "sync-runs":
+                filters = {"limit": args.limit, "runId": args.run_id, "status": args.state}
+                printer.payload(await client.sync_runs(**{k: v for k, v in filters.items() if v is not None}))
+            elif args.command == "status":
+                printer.payload(await client.status())
+            elif args.command == "robot-docs":
+                printer.payload(await client.robot_docs())
+            return 0
+        except RpcError as err:
+            printer.payload({"error": {"code": err.code, "message": err.message, "data": err.data}})
+            return exit_code_for_error(err.robot_code)
+
+
+def _preflight_code(pre: protocol.PreflightResult) -> str:
+    if not pre.auth.ok:
+        return "GITLAB_AUTH_FAILED"
+    return "PREFLIGHT_FAILED"
+
+
+async def _rpc_loop(client: LoreClient) -> int:
+    """Each stdin line is a request ``{"method", "params", "id"?}``; every frame is echoed as a line."""
+    loop = asyncio.get_running_loop()
+
+    def echo(method: str, params: Any) -> None:
+        sys.stdout.write(json.dumps({"method": method, "params": params}) + "\n")
+        sys.stdout.flush()
+
+    client._endpoint.add_notification_handler(echo)
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return 0
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+            result = await client._endpoint.request(req["method"], req.get("params"))
+            out: dict[str, Any] = {"id": req.get("id"), "result": result}
+        except RpcError as err:
+            out = {"id": req.get("id"), "error": {"code": err.code, "message": err.message, "data": err.data}}
+        except (ValueError, KeyError, TypeError) as exc:
+            out = {"id": None, "error": {"code": -32700, "message": f"bad request line: {exc}"}}
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    printer = _Printer(as_json=args.json or not sys.stdout.isatty(), lines=args.progress)
+    try:
+        return asyncio.run(_run(args, printer))
+    except KeyboardInterrupt:
+        return 130
+    except ConnectionClosed as exc:
+        sys.stderr.write(f"lore: the daemon closed the connection ({exc})\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -190,8 +190,16 @@ class Database:
         from lore_daemon.store.migrations import migrate  # migrations imports this module
 
         self._writer_thread = threading.get_ident()
-        with wrap_db_errors(f"opening the database {self._path}"):
-            conn = open_connection(self._path, busy_timeout_ms=self._busy_timeout_ms)
+        try:
+            with wrap_db_errors(f"opening the database {self._path}"):
+                conn = open_connection(self._path, busy_timeout_ms=self._busy_timeout_ms)
+        except OSError as exc:  # the parent directory or file could not be created
+            raise StoreError(
+                f"Cannot create the database at {self._path}: {exc.strerror}.",
+                "DB_ERROR",
+                "Set storage.db_path (or $LORE_DB_PATH) to a writable location.",
+                details={"path": str(self._path)},
+            ) from exc
         try:
             with wrap_db_errors("migrating the database"):
                 version = migrate(conn)

@@ -14,7 +14,7 @@ A next page that does not move forward is a server bug that would loop forever: 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -45,10 +45,12 @@ def next_page_url(
     per_page: int,
     origin: Origin,
     what: str,
+    scrub: Callable[[str], str] = str,
 ) -> httpx.URL | None:
     """The URL of the page after the one just read, or None when the walk is over.
 
-    ``what`` names the request (``GET /projects/1/issues``) for error messages.
+    ``what`` names the request (``GET /projects/1/issues``) for error messages; ``scrub`` removes
+    the token from a foreign URL before it is quoted in one.
     """
     if count == 0:
         return None
@@ -63,12 +65,13 @@ def next_page_url(
     link_next = _link_next(headers)
     if link_next is not None:
         if not origin.owns(link_next):
+            shown = scrub(strip_credentials(link_next))
             raise GitLabRequestError(
                 f"{what}: GitLab's Link rel=next points outside the configured GitLab "
-                f"({strip_credentials(link_next)}); refusing to send the token there",
+                f"({shown}); refusing to send the token there",
                 "GITLAB_REQUEST_FAILED",
                 "Set gitlab.base_url to GitLab's external URL (the host GitLab puts in its links).",
-                details={"link": strip_credentials(link_next), "baseUrl": origin.describe()},
+                details={"link": shown, "baseUrl": origin.describe()},
             )
         url = httpx.URL(link_next)
         _check_forward(page, current_page(url), what)

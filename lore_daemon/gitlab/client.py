@@ -279,6 +279,7 @@ class GitLabClient:
                 per_page=PER_PAGE,
                 origin=self._origin,
                 what=f"GET {path}",
+                scrub=self._scrub,
             )
 
     async def _get(
@@ -354,7 +355,7 @@ class GitLabClient:
         """Where a 3xx points, if it is safe to follow: on the configured GitLab, few hops."""
         location = current.join(response.headers["location"])
         if redirects > _MAX_REDIRECTS or not self._origin.owns(str(location)):
-            shown = strip_credentials(str(location.copy_with(query=None)))
+            shown = self._scrub(strip_credentials(str(location.copy_with(query=None))))
             too_many = redirects > _MAX_REDIRECTS
             reason = "too many redirects" if too_many else "a redirect outside the configured GitLab"
             raise GitLabRequestError(

@@ -191,7 +191,7 @@ def _looks_like_token(name: str) -> bool:
     return len(name) >= 20 and all(any(kind(c) for c in name) for kind in kinds)
 
 
-def _check_values(parsed: _ConfigFile, file: Path | None) -> GitLabConfig:
+def _check_values(parsed: _ConfigFile, file: Path | None, overrides: Mapping[str, Any]) -> GitLabConfig:
     """Checks msgspec cannot express; returns the GitLab section with base_url normalised."""
     try:
         url = urlsplit(parsed.gitlab.base_url.strip())
@@ -206,10 +206,12 @@ def _check_values(parsed: _ConfigFile, file: Path | None) -> GitLabConfig:
     elif url.query or url.fragment:
         problem = "a URL without query string or fragment"
     if problem:
+        from_overrides = file is None or has_key(overrides, "gitlab.base_url")
+        source = OVERRIDES_SOURCE if from_overrides else str(file)
         raise config_error(
-            "CONFIG_INVALID", f"Invalid value for `gitlab.base_url`: expected {problem}.",
-            f"Fix gitlab.base_url in {file or OVERRIDES_SOURCE}.", file,
-            key="gitlab.base_url", expected=problem,
+            "CONFIG_INVALID", f"Invalid value for `gitlab.base_url` in {source}: expected {problem}.",
+            f"Fix `gitlab.base_url` in {source}.", file,
+            key="gitlab.base_url", expected=problem, source=source,
         )
     if _looks_like_token(parsed.gitlab.token_env):
         raise config_error(
@@ -288,7 +290,7 @@ def load_config(
     except msgspec.ValidationError as exc:
         raise validation_error(exc, used, overrides) from None
     config = Config(
-        gitlab=_check_values(parsed, used),
+        gitlab=_check_values(parsed, used, overrides),
         projects=parsed.projects,
         storage=parsed.storage,
         sync=parsed.sync,

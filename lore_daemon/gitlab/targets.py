@@ -14,6 +14,9 @@ Accepted forms:
 Project paths compare case-insensitively, as GitLab looks them up (``find_by_full_path`` is
 case-insensitive): ``Group/Proj#1`` and ``group/proj!2`` name one project. The resolved
 ``project`` keeps the first spelling met, the explicit ``project`` param first.
+
+Fields are read in a fixed order (``project``, ``issues``, ``mrs``, ``issueUrls``, ``mrUrls``,
+``refs``); IIDs keep their first-seen position in that order and the first error met is raised.
 """
 
 from __future__ import annotations

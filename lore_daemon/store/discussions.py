@@ -1,0 +1,174 @@
+"""Discussions and notes: full refresh per parent, with stable local ids and minimal dirtying.
+
+A discussion's local id is its document's ``source_id``, so it must survive refreshes: rows are
+upserted by GitLab's discussion id, never deleted and re-inserted. Each discussion is compared with
+what is stored through a content signature built the same way from both sides; an unchanged
+discussion gets no write at all, so an unchanged refresh dirties nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import apsw
+import msgspec
+
+from lore_daemon.gitlab.models import Discussion, Note
+from lore_daemon.store.dirty import mark_dirty
+from lore_daemon.store.keys import SourceKey, discussion_key, entity_type_of
+from lore_daemon.timeutil import iso_to_ms
+
+NoteRow = tuple[Any, ...]
+Signature = tuple[int, tuple[NoteRow, ...]]
+
+_LOAD = """
+SELECT d.id, d.gitlab_id, d.individual_note,
+       n.gitlab_id, n.note_type, n.body, n.author_id, n.author_username, n.system, n.resolvable,
+       n.resolved, n.created_at, n.updated_at, n.position_old_path, n.position_new_path,
+       n.position_old_line, n.position_new_line, n.position_json
+FROM discussions AS d LEFT JOIN notes AS n ON n.discussion_id = d.id
+WHERE d.noteable_type = ? AND d.noteable_id = ?
+"""
+
+_UPSERT_DISCUSSION = """
+INSERT INTO discussions (gitlab_id, project_id, noteable_type, noteable_id, individual_note,
+                         created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (gitlab_id) DO UPDATE SET
+    project_id = excluded.project_id, noteable_type = excluded.noteable_type,
+    noteable_id = excluded.noteable_id, individual_note = excluded.individual_note,
+    created_at = excluded.created_at, updated_at = excluded.updated_at
+RETURNING id
+"""
+
+_UPSERT_NOTE = """
+INSERT INTO notes (gitlab_id, note_type, body, author_id, author_username, system, resolvable,
+                   resolved, created_at, updated_at, position_old_path, position_new_path,
+                   position_old_line, position_new_line, position_json, discussion_id, project_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (gitlab_id) DO UPDATE SET
+    note_type = excluded.note_type, body = excluded.body, author_id = excluded.author_id,
+    author_username = excluded.author_username, system = excluded.system,
+    resolvable = excluded.resolvable, resolved = excluded.resolved,
+    created_at = excluded.created_at, updated_at = excluded.updated_at,
+    position_old_path = excluded.position_old_path, position_new_path = excluded.position_new_path,
+    position_old_line = excluded.position_old_line, position_new_line = excluded.position_new_line,
+    position_json = excluded.position_json, discussion_id = excluded.discussion_id,
+    project_id = excluded.project_id
+"""
+
+_DELETE_GONE_NOTES = """
+DELETE FROM notes WHERE discussion_id = ? AND gitlab_id NOT IN (SELECT value FROM json_each(?))
+"""
+
+
+def note_row(note: Note) -> NoteRow:
+    """A note as the tuple of its stored columns (in ``_LOAD`` order), the unit of comparison."""
+    created = iso_to_ms(note.created_at)
+    position = note.position
+    return (
+        note.id,
+        note.type,
+        note.body,
+        note.author.id if note.author else None,
+        note.author.username if note.author else None,
+        int(note.system),
+        int(bool(note.resolvable)),
+        int(bool(note.resolved)),
+        created,
+        iso_to_ms(note.updated_at) if note.updated_at else created,
+        position.old_path if position else None,
+        position.new_path if position else None,
+        position.old_line if position else None,
+        position.new_line if position else None,
+        msgspec.json.encode(position).decode() if position else None,
+    )
+
+
+def _signature(individual_note: bool, notes: list[NoteRow]) -> Signature:
+    return (int(individual_note), tuple(sorted(notes, key=lambda row: int(row[0]))))
+
+
+def _stored(conn: apsw.Connection, noteable_type: str, parent_id: int) -> dict[str, tuple[int, Signature]]:
+    """gitlab discussion id -> (local id, signature) for every stored discussion of the parent."""
+    grouped: dict[str, tuple[int, int, list[NoteRow]]] = {}
+    for row in conn.execute(_LOAD, (noteable_type, parent_id)):
+        local_id, gitlab_id, individual = row[0], str(row[1]), row[2]
+        _, _, notes = grouped.setdefault(gitlab_id, (int(local_id), int(individual), []))
+        if row[3] is not None:
+            notes.append(tuple(row[3:]))
+    return {gid: (lid, _signature(bool(ind), notes)) for gid, (lid, ind, notes) in grouped.items()}
+
+
+def refresh_discussions(
+    conn: apsw.Connection,
+    *,
+    project_id: int,
+    parent_kind: str,
+    parent_id: int,
+    discussions: list[Discussion],
+    now_ms: int,
+) -> tuple[frozenset[SourceKey], int, int, bool]:
+    """Bring the parent's discussions in line with ``discussions``.
+
+    Returns (dirtied keys, discussion count, note count, whether anything was written).
+    """
+    noteable_type = entity_type_of(parent_kind)
+    stored = _stored(conn, noteable_type, parent_id)
+    incoming = {discussion.id: discussion for discussion in discussions}  # last copy wins
+    before = conn.total_changes()
+    touched: set[SourceKey] = set()
+    note_count = 0
+    for gitlab_id, discussion in incoming.items():
+        rows = list({row[0]: row for row in map(note_row, discussion.notes)}.values())
+        note_count += len(rows)
+        signature = _signature(discussion.individual_note, rows)
+        known = stored.get(gitlab_id)
+        if known is not None and known[1] == signature:
+            continue
+        local_id = _write_discussion(conn, project_id, noteable_type, parent_id, discussion, rows)
+        touched.add(discussion_key(local_id))
+    for gitlab_id, (local_id, _) in stored.items():
+        if gitlab_id not in incoming:
+            conn.execute("DELETE FROM discussions WHERE id = ?", (local_id,))
+            touched.add(discussion_key(local_id))
+    mark_dirty(conn, touched, now_ms=now_ms)
+    changed = conn.total_changes() != before
+    return frozenset(touched), len(incoming), note_count, changed
+
+
+def _write_discussion(
+    conn: apsw.Connection,
+    project_id: int,
+    noteable_type: str,
+    parent_id: int,
+    discussion: Discussion,
+    rows: list[NoteRow],
+) -> int:
+    created = min((int(row[8]) for row in rows), default=None)
+    updated = max((int(row[9]) for row in rows), default=None)
+    returned = conn.execute(
+        _UPSERT_DISCUSSION,
+        (discussion.id, project_id, noteable_type, parent_id, int(discussion.individual_note),
+         created, updated),
+    ).fetchone()
+    assert returned is not None  # an upsert with RETURNING always yields its row
+    local_id = int(returned[0])
+    keep = msgspec.json.encode([row[0] for row in rows]).decode()
+    conn.execute(_DELETE_GONE_NOTES, (local_id, keep))
+    if rows:
+        conn.executemany(_UPSERT_NOTE, [(*row, local_id, project_id) for row in rows])
+    return local_id
+
+
+def delete_parent_discussions(
+    conn: apsw.Connection, *, parent_kind: str, parent_id: int, now_ms: int
+) -> frozenset[SourceKey]:
+    """Drop every discussion of a parent that no longer exists; their documents go with them."""
+    rows = conn.execute(
+        "DELETE FROM discussions WHERE noteable_type = ? AND noteable_id = ? RETURNING id",
+        (entity_type_of(parent_kind), parent_id),
+    ).fetchall()
+    keys = frozenset(discussion_key(cast(int, row[0])) for row in rows)
+    mark_dirty(conn, keys, now_ms=now_ms)
+    return keys

@@ -1,0 +1,178 @@
+"""Fixed SQL and row builders for issue/MR ingest (kept apart so ``entities.py`` reads as rules)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from lore_daemon.gitlab.models import Issue, MergeRequest, Milestone, UserBasic
+from lore_daemon.timeutil import iso_to_ms
+
+UPSERT_USER: Final = """
+INSERT INTO users (gitlab_id, username, name, state, web_url, avatar_url) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (gitlab_id) DO UPDATE SET
+    username = excluded.username, name = coalesce(excluded.name, name),
+    state = coalesce(excluded.state, state), web_url = coalesce(excluded.web_url, web_url),
+    avatar_url = coalesce(excluded.avatar_url, avatar_url)
+WHERE (username, name, state, web_url, avatar_url) IS NOT
+      (excluded.username, coalesce(excluded.name, name), coalesce(excluded.state, state),
+       coalesce(excluded.web_url, web_url), coalesce(excluded.avatar_url, avatar_url))
+"""
+
+UPSERT_MILESTONE: Final = """
+INSERT INTO milestones (gitlab_id, project_id, iid, title, state, due_date, web_url)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (gitlab_id) DO UPDATE SET
+    project_id = coalesce(excluded.project_id, project_id), iid = coalesce(excluded.iid, iid),
+    title = excluded.title, state = excluded.state, due_date = excluded.due_date,
+    web_url = coalesce(excluded.web_url, web_url)
+WHERE (project_id, iid, title, state, due_date, web_url) IS NOT
+      (coalesce(excluded.project_id, project_id), coalesce(excluded.iid, iid), excluded.title,
+       excluded.state, excluded.due_date, coalesce(excluded.web_url, web_url))
+"""
+
+INSERT_RAW: Final = """
+INSERT INTO raw_payloads (sha256, payload, created_at) VALUES (?, ?, ?)
+ON CONFLICT (sha256) DO NOTHING RETURNING id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class EntitySql:
+    """The statements of one entity table. Table names are code constants, never input."""
+
+    select_local: str  # updated_at, last_seen_at, sha256, raw_payload_id, title, web_url, iid, watermarks...
+    select_by_iid: str
+    delete: str
+    upsert: str
+    labels: tuple[str, str]  # (delete all of the entity, insert one)
+    people: tuple[tuple[str, str], ...]  # (delete all, insert one) per user link table
+
+
+ISSUE_SQL: Final = EntitySql(
+    select_local="""
+        SELECT e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title, e.web_url, e.iid,
+               e.discussions_synced_for_updated_at, e.events_synced_for_updated_at
+        FROM issues AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
+        WHERE e.gitlab_id = ?""",
+    select_by_iid="SELECT gitlab_id FROM issues WHERE project_id = ? AND iid = ?",
+    delete="DELETE FROM issues WHERE gitlab_id = ? RETURNING raw_payload_id",
+    upsert="""
+        INSERT INTO issues (gitlab_id, project_id, iid, title, description, state, issue_type,
+            confidential, author_id, author_username, milestone_id, web_url, created_at, updated_at,
+            closed_at, closed_by_id, due_date, user_notes_count, upvotes, downvotes, last_seen_at,
+            raw_payload_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (gitlab_id) DO UPDATE SET
+            project_id = excluded.project_id, iid = excluded.iid, title = excluded.title,
+            description = excluded.description, state = excluded.state,
+            issue_type = excluded.issue_type, confidential = excluded.confidential,
+            author_id = excluded.author_id, author_username = excluded.author_username,
+            milestone_id = excluded.milestone_id, web_url = excluded.web_url,
+            created_at = excluded.created_at, updated_at = excluded.updated_at,
+            closed_at = excluded.closed_at, closed_by_id = excluded.closed_by_id,
+            due_date = excluded.due_date, user_notes_count = excluded.user_notes_count,
+            upvotes = excluded.upvotes, downvotes = excluded.downvotes,
+            last_seen_at = excluded.last_seen_at, raw_payload_id = excluded.raw_payload_id
+    """,
+    labels=(
+        "DELETE FROM issue_labels WHERE issue_id = ?",
+        "INSERT OR IGNORE INTO issue_labels (issue_id, label) VALUES (?, ?)",
+    ),
+    people=(
+        (
+            "DELETE FROM issue_assignees WHERE issue_id = ?",
+            "INSERT OR IGNORE INTO issue_assignees (issue_id, user_id) VALUES (?, ?)",
+        ),
+    ),
+)
+
+MR_SQL: Final = EntitySql(
+    select_local="""
+        SELECT e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title, e.web_url, e.iid,
+               e.discussions_synced_for_updated_at, e.events_synced_for_updated_at,
+               e.closes_issues_synced_for_updated_at, e.diffs_synced_for_updated_at
+        FROM merge_requests AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
+        WHERE e.gitlab_id = ?""",
+    select_by_iid="SELECT gitlab_id FROM merge_requests WHERE project_id = ? AND iid = ?",
+    delete="DELETE FROM merge_requests WHERE gitlab_id = ? RETURNING raw_payload_id",
+    upsert="""
+        INSERT INTO merge_requests (gitlab_id, project_id, iid, title, description, state, draft,
+            author_id, author_username, milestone_id, source_branch, target_branch,
+            source_project_id, target_project_id, sha, merge_commit_sha, squash_commit_sha,
+            detailed_merge_status, web_url, created_at, updated_at, merged_at, merged_by_id,
+            closed_at, closed_by_id, user_notes_count, upvotes, downvotes, last_seen_at,
+            raw_payload_id)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (gitlab_id) DO UPDATE SET
+            project_id = excluded.project_id, iid = excluded.iid, title = excluded.title,
+            description = excluded.description, state = excluded.state, draft = excluded.draft,
+            author_id = excluded.author_id, author_username = excluded.author_username,
+            milestone_id = excluded.milestone_id, source_branch = excluded.source_branch,
+            target_branch = excluded.target_branch, source_project_id = excluded.source_project_id,
+            target_project_id = excluded.target_project_id, sha = excluded.sha,
+            merge_commit_sha = excluded.merge_commit_sha,
+            squash_commit_sha = excluded.squash_commit_sha,
+            detailed_merge_status = excluded.detailed_merge_status, web_url = excluded.web_url,
+            created_at = excluded.created_at, updated_at = excluded.updated_at,
+            merged_at = excluded.merged_at, merged_by_id = excluded.merged_by_id,
+            closed_at = excluded.closed_at, closed_by_id = excluded.closed_by_id,
+            user_notes_count = excluded.user_notes_count, upvotes = excluded.upvotes,
+            downvotes = excluded.downvotes, last_seen_at = excluded.last_seen_at,
+            raw_payload_id = excluded.raw_payload_id
+    """,
+    labels=(
+        "DELETE FROM mr_labels WHERE merge_request_id = ?",
+        "INSERT OR IGNORE INTO mr_labels (merge_request_id, label) VALUES (?, ?)",
+    ),
+    people=(
+        (
+            "DELETE FROM mr_assignees WHERE merge_request_id = ?",
+            "INSERT OR IGNORE INTO mr_assignees (merge_request_id, user_id) VALUES (?, ?)",
+        ),
+        (
+            "DELETE FROM mr_reviewers WHERE merge_request_id = ?",
+            "INSERT OR IGNORE INTO mr_reviewers (merge_request_id, user_id) VALUES (?, ?)",
+        ),
+    ),
+)
+
+
+def _ms(value: str | None) -> int | None:
+    return iso_to_ms(value) if value else None
+
+
+def user_row(user: UserBasic) -> tuple[object, ...]:
+    return (user.id, user.username, user.name, user.state, user.web_url, user.avatar_url)
+
+
+def milestone_row(milestone: Milestone) -> tuple[object, ...]:
+    m = milestone
+    return (m.id, m.project_id, m.iid, m.title, m.state, m.due_date, m.web_url)
+
+
+def issue_row(issue: Issue, project_id: int, payload_id: int, now_ms: int) -> tuple[object, ...]:
+    i = issue
+    issue_type = i.issue_type or (i.type.lower() if i.type else None)
+    return (
+        i.id, project_id, i.iid, i.title, i.description, i.state, issue_type, int(bool(i.confidential)),
+        i.author.id if i.author else None, i.author.username if i.author else None,
+        i.milestone.id if i.milestone else None, i.web_url, iso_to_ms(i.created_at),
+        iso_to_ms(i.updated_at), _ms(i.closed_at), i.closed_by.id if i.closed_by else None, i.due_date,
+        i.user_notes_count or 0, i.upvotes or 0, i.downvotes or 0, now_ms, payload_id,
+    )
+
+
+def mr_row(mr: MergeRequest, project_id: int, payload_id: int, now_ms: int) -> tuple[object, ...]:
+    m = mr
+    return (
+        m.id, project_id, m.iid, m.title, m.description, m.state,
+        int(bool(m.draft) or bool(m.work_in_progress)),
+        m.author.id if m.author else None, m.author.username if m.author else None,
+        m.milestone.id if m.milestone else None, m.source_branch, m.target_branch,
+        m.source_project_id, m.target_project_id, m.sha, m.merge_commit_sha, m.squash_commit_sha,
+        m.detailed_merge_status, m.web_url, iso_to_ms(m.created_at), iso_to_ms(m.updated_at),
+        _ms(m.merged_at), m.merged_by.id if m.merged_by else None, _ms(m.closed_at),
+        m.closed_by.id if m.closed_by else None, m.user_notes_count or 0, m.upvotes or 0,
+        m.downvotes or 0, now_ms, payload_id,
+    )

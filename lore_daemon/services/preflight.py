@@ -1,0 +1,45 @@
+"""``lore/preflight``: check auth and every target against GitLab; writes nothing at all."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lore_daemon import protocol
+from lore_daemon.services.runs import run_with_progress
+from lore_daemon.services.runtime import Runtime
+from lore_daemon.services.spec import Call, MethodSpec
+from lore_daemon.services.targets import TARGET_ERRORS
+
+if TYPE_CHECKING:  # the engine pulls in httpx: keep it off the start-up path
+    from lore_daemon.engine import Engine, ProgressSink
+
+
+async def _run(
+    engine: Engine, params: protocol.PreflightParams, sink: ProgressSink
+) -> protocol.PreflightResult:
+    return await engine.preflight(params, sink)
+
+
+async def serve(
+    runtime: Runtime, params: protocol.PreflightParams, call: Call
+) -> protocol.PreflightResult:
+    return await run_with_progress(
+        runtime, params, _run,
+        title="lore preflight",
+        phases=("preflight",),
+        outcome=lambda r: "ok" if r.ok else f"{len(r.failures)} failure(s)",
+    )
+
+
+SPEC = MethodSpec(
+    name="lore/preflight",
+    summary=(
+        "Validate auth and every target remotely, concurrently, collecting every failure. "
+        "Zero writes (not even a ledger row)."
+    ),
+    params_type=protocol.PreflightParams,
+    result_type=protocol.PreflightResult,
+    serve=serve,
+    reports_progress=True,
+    error_codes=TARGET_ERRORS,
+)

@@ -1,0 +1,189 @@
+"""The daemon's warm state, built lazily on first need and reused by every request.
+
+Nothing heavy happens at start-up: ``initialize`` answers at once, and a request that only reads
+(``lore/status``, ``lore/syncRuns``) needs the configuration and the database but not the token.
+The engine (token → GitLab client) is built on the first request that talks to GitLab. A failed
+build is not cached: fix the config file or export the token, and the next request succeeds.
+
+The runtime also holds every in-flight request task, so ``shutdown``, end of input and SIGTERM can
+cancel them and *wait* until each run has recorded ``cancelled`` and released its locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import apsw
+from pygls.lsp.server import LanguageServer
+
+from lore_daemon.config import Config, load_config, read_token
+from lore_daemon.logsetup import redact
+from lore_daemon.store import ledger
+from lore_daemon.store.connection import Database
+from lore_daemon.timeutil import now_ms
+
+if TYPE_CHECKING:
+    from lore_daemon.engine import Engine
+    from lore_daemon.services.spec import MethodSpec
+
+log = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """Process-level choices from the command line; ``overrides`` uses the config file's keys."""
+
+    config_path: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _close_abandoned(conn: apsw.Connection, stale_ms: int) -> list[str]:
+    return ledger.mark_abandoned(conn, stale_ms=stale_ms, now_ms=now_ms())
+
+
+class Runtime:
+    def __init__(self, ls: LanguageServer, methods: Sequence[MethodSpec], settings: DaemonSettings) -> None:
+        self.ls = ls
+        self.methods = tuple(methods)
+        self.settings = settings
+        self.started_at_ms = now_ms()
+        self._started = time.monotonic()
+        self._session_options: Any = None
+        self._config: Config | None = None
+        self._db: Database | None = None
+        self._engine: Engine | None = None
+        self._build_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.stopping = False
+
+    # ---------------------------------------------------------------------------- session
+
+    def uptime_ms(self) -> int:
+        return int((time.monotonic() - self._started) * 1000)
+
+    def set_session_options(self, options: Any) -> None:
+        """``initializationOptions``: config overrides for this session, validated on first use."""
+        self._session_options = options
+        if self._db is None:
+            self._config = None  # not materialised yet: the next load sees the session options
+        elif options is not None:
+            log.warning("initializationOptions came after the store was opened; they apply after a restart")
+
+    def _overrides(self) -> Any:
+        session = self._session_options
+        if session is None:
+            return dict(self.settings.overrides)
+        if not isinstance(session, Mapping):
+            return session  # load_config rejects it with CONFIG_INVALID
+        return _deep_merge(self.settings.overrides, session)
+
+    # ---------------------------------------------------------------------------- warm state
+
+    def config(self) -> Config:
+        """The configuration (token not required). Raises ``ConfigError``; retried on next call."""
+        if self._config is None:
+            self._config = load_config(
+                self.settings.config_path,
+                env=self.settings.env,
+                overrides=self._overrides(),
+                require_token=False,
+            )
+        return self._config
+
+    @property
+    def loaded_config(self) -> Config | None:
+        return self._config
+
+    async def database(self) -> Database:
+        """The open database; the first open migrates and closes runs of dead processes."""
+        if self._db is not None:
+            return self._db
+        async with self._build_lock:
+            if self._db is None:
+                config = self.config()
+                db = Database(config.db_path)
+                await asyncio.to_thread(db.open)
+                try:
+                    closed = await db.write(_close_abandoned, config.sync.stale_lock_ms)
+                except BaseException:
+                    await asyncio.to_thread(db.close)
+                    raise
+                if closed:
+                    log.warning("marked %d abandoned run(s) failed: %s", len(closed), ", ".join(closed))
+                self._db = db
+        return self._db
+
+    async def engine(self) -> Engine:
+        """The engine; needs the token (TOKEN_NOT_SET otherwise). Shared by every run."""
+        if self._engine is not None:
+            return self._engine
+        db = await self.database()
+        async with self._build_lock:
+            if self._engine is None:
+                # httpx and the sync modules load on the first GitLab request, not at start-up.
+                from lore_daemon.engine import Engine
+                from lore_daemon.gitlab.client import GitLabClient
+                from lore_daemon.sync.locking import make_owner
+
+                config = self.config()
+                token = read_token(config, self.settings.env)
+                redact(token.reveal())  # defence in depth: the token is never logged anyway
+                gitlab = GitLabClient(
+                    config.gitlab.base_url, token.reveal(), concurrency=config.sync.primary_concurrency
+                )
+                self._engine = Engine(config=config, db=db, gitlab=gitlab, owner=make_owner())
+                log.info("engine ready for %s", config.gitlab.base_url)
+        return self._engine
+
+    # ---------------------------------------------------------------------------- tasks
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+
+    def untrack(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self, *, exclude: asyncio.Task[Any] | None = None) -> None:
+        """Cancel every in-flight request and wait for each to finish its cleanup."""
+        self.stopping = True
+        tasks = [t for t in self._tasks if t is not exclude and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            log.info("cancelling %d in-flight request(s)", len(tasks))
+            _, pending = await asyncio.wait(tasks, timeout=DRAIN_TIMEOUT_S)
+            if pending:
+                log.error("%d request(s) did not stop within %.0f s", len(pending), DRAIN_TIMEOUT_S)
+
+    async def aclose(self) -> None:
+        """Drain, then close the GitLab client and the database (idempotent)."""
+        await self.drain()
+        engine, db = self._engine, self._db
+        self._engine = self._db = None
+        if engine is not None:
+            await engine.aclose()
+        elif db is not None:
+            await asyncio.to_thread(db.close)

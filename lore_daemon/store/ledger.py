@@ -171,20 +171,47 @@ def finish_run(
     return changed
 
 
-def _abandoned_error(run: SyncRun, heartbeat_ms: int, pid: int, now_ms: int) -> RobotError:
+_SELECT_RUNNING_FOR_ABANDON = (
+    "SELECT run_id, mode, phase, failed_phase, status, project, requested_json, started_at, "
+    "heartbeat_at, finished_at, cancelled_at, counters_json, stage_timings_json, failures_json, "
+    "error_json, surgical_summary_json, owner, pid FROM sync_runs "
+    "WHERE status = 'running' AND heartbeat_at < ? AND (? IS NULL OR run_id = ?)"
+)
+
+
+_ANY_HEARTBEAT = 2**63 - 1  # a cutoff every heartbeat is below
+
+
+def _abandoned_error(run: SyncRun, heartbeat_ms: int, pid: int, now_ms: int, cause: str) -> RobotError:
     age_s = (now_ms - heartbeat_ms) / 1000
     return RobotError(
         code="ABANDONED",
         message=(
-            f"Run {run.run_id} stopped heartbeating during phase {run.phase} "
-            f"(last heartbeat {ms_to_iso(heartbeat_ms)}, {age_s:.1f} s before it was found); "
-            "its process is presumed dead."
+            f"Run {run.run_id} stopped during phase {run.phase}: {cause} "
+            f"(last heartbeat {ms_to_iso(heartbeat_ms)}, {age_s:.1f} s before it was found). "
+            "Its process is presumed dead."
         ),
-        suggestion="Retry the run. Content it committed before dying is kept; nothing is half-written.",
+        suggestion="Retry the run. What it committed before dying is kept; no transaction is half-applied.",
         retryable=True,
         actions=[recovery.retry_run_action(run)],
         details={"phase": run.phase, "owner": run.owner, "pid": pid, "lastHeartbeatAt": heartbeat_ms},
     )
+
+
+def _abandon(
+    conn: apsw.Connection, row: tuple[Any, ...], now_ms: int, cause: str, extra: dict[str, Any]
+) -> bool:
+    """Close one selected running row as ABANDONED (inside the caller's transaction)."""
+    run = _row_to_run(row[:-1])
+    heartbeat_ms, pid = int(row[8]), int(row[-1])
+    error = _abandoned_error(run, heartbeat_ms, pid, now_ms, cause)
+    error.details.update(extra)
+    conn.execute(
+        "UPDATE sync_runs SET status = 'failed', phase = 'failed', failed_phase = phase, "
+        "finished_at = ?, error_json = ? WHERE run_id = ? AND status = 'running' AND heartbeat_at = ?",
+        (now_ms, _json(error), run.run_id, heartbeat_ms),
+    )
+    return conn.changes() > 0
 
 
 def mark_abandoned(
@@ -193,31 +220,32 @@ def mark_abandoned(
     """Close every ``running`` run whose heartbeat is older than ``stale_ms`` (its process died).
 
     Each becomes ``failed`` with ``failed_phase`` = the phase it died in and error ``ABANDONED``
-    (retryable, with a ``retryRun`` action). ``only_run_id`` limits this to one run (lock takeover).
-    Returns the run ids closed.
+    (retryable, with a ``retryRun`` action). ``only_run_id`` limits this to one run. The daemon
+    calls it at start; a lock takeover uses ``abandon_run`` instead. Returns the run ids closed.
     """
-    cutoff = now_ms - stale_ms
-    closed: list[str] = []
+    cause = f"its heartbeat is more than {stale_ms} ms old"
     with conn:
         rows = conn.execute(
-            "SELECT run_id, mode, phase, failed_phase, status, project, requested_json, started_at, "
-            "heartbeat_at, finished_at, cancelled_at, counters_json, stage_timings_json, failures_json, "
-            "error_json, surgical_summary_json, owner, pid FROM sync_runs "
-            "WHERE status = 'running' AND heartbeat_at < ? AND (? IS NULL OR run_id = ?)",
-            (cutoff, only_run_id, only_run_id),
+            _SELECT_RUNNING_FOR_ABANDON, (now_ms - stale_ms, only_run_id, only_run_id)
         ).fetchall()
-        for row in rows:
-            run = _row_to_run(row[:-1])
-            heartbeat_ms = int(row[8])  # type: ignore[arg-type]
-            error = _abandoned_error(run, heartbeat_ms, int(row[-1]), now_ms)  # type: ignore[arg-type]
-            conn.execute(
-                "UPDATE sync_runs SET status = 'failed', phase = 'failed', failed_phase = phase, "
-                "finished_at = ?, error_json = ? "
-                "WHERE run_id = ? AND status = 'running' AND heartbeat_at = ?",
-                (now_ms, _json(error), run.run_id, heartbeat_ms),
-            )
-            if conn.changes():
-                closed.append(run.run_id)
+        closed = [str(row[0]) for row in rows if _abandon(conn, row, now_ms, cause, {})]
+    return closed
+
+
+def abandon_run(
+    conn: apsw.Connection, run_id: str, *, now_ms: int, lock: str, lock_heartbeat_at: int
+) -> bool:
+    """Close one ``running`` run as ABANDONED because its ``lock`` went stale and was taken over.
+
+    The stale lock heartbeat is the evidence, whatever the run's own heartbeat says: the lock
+    heartbeat beats the run too, so a stale lock means the holder stopped (or lost the lock and
+    must not write on). Returns False if the run was not running.
+    """
+    cause = f"its {lock} lock went stale and was taken over"
+    extra = {"lock": lock, "lockHeartbeatAt": lock_heartbeat_at}
+    with conn:
+        row = conn.execute(_SELECT_RUNNING_FOR_ABANDON, (_ANY_HEARTBEAT, run_id, run_id)).fetchone()
+        closed = row is not None and _abandon(conn, row, now_ms, cause, extra)
     return closed
 
 

@@ -110,7 +110,9 @@ def try_acquire(
                 return AcquireResult(acquired=False, holder=holder)
             conn.execute("DELETE FROM app_locks WHERE name = ? AND owner = ?", (name, holder.owner))
             if holder.run_id is not None:
-                ledger.mark_abandoned(conn, stale_ms=stale_ms, now_ms=now_ms, only_run_id=holder.run_id)
+                ledger.abandon_run(
+                    conn, holder.run_id, now_ms=now_ms, lock=name, lock_heartbeat_at=holder.heartbeat_at
+                )
             took_over = holder
         conn.execute(
             "INSERT INTO app_locks (name, owner, run_id, pid, acquired_at, heartbeat_at) "

@@ -231,6 +231,19 @@ def test_mark_abandoned_only_run_id(conn: apsw.Connection) -> None:
     assert x is not None and x.status == "running"
 
 
+def test_abandon_run_on_lock_takeover_ignores_the_runs_own_heartbeat(conn: apsw.Connection) -> None:
+    _start(conn, "r", now=T0)
+    ledger.update_run(conn, "r", now_ms=T0 + 900, phase="docs")  # fresher than its lock heartbeat
+    assert ledger.abandon_run(conn, "r", now_ms=T0 + 1_000, lock="sync", lock_heartbeat_at=T0 + 100)
+    run = ledger.get_run(conn, "r")
+    assert run is not None and (run.status, run.failed_phase) == ("failed", "docs")
+    assert run.error is not None and run.error.code == "ABANDONED"
+    assert run.error.details["lock"] == "sync" and run.error.details["lockHeartbeatAt"] == T0 + 100
+    assert "sync lock went stale" in run.error.message
+    # Already closed: a second takeover finds nothing to close.
+    assert not ledger.abandon_run(conn, "r", now_ms=T0 + 2_000, lock="sync", lock_heartbeat_at=T0)
+
+
 def test_suggested_retry_for_failed_partial_and_cancelled(conn: apsw.Connection) -> None:
     _start(conn, "ok")
     ledger.finish_run(conn, "ok", status="succeeded", now_ms=T0 + 1)

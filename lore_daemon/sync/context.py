@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import os
 import threading
 import time
@@ -24,7 +25,8 @@ import msgspec
 
 from lore_daemon import protocol
 from lore_daemon.errors import RunError
-from lore_daemon.gitlab.client import RetryWait, request_observer, wait_observer
+from lore_daemon.gitlab._retry import RetryWait
+from lore_daemon.gitlab.client import request_observer, wait_observer
 from lore_daemon.store import ledger
 from lore_daemon.timeutil import now_ms
 
@@ -114,7 +116,13 @@ class RunContext:
         self._observer_tokens.append(request_observer.set(self._on_request))
         self._observer_tokens.append(wait_observer.set(self._on_wait))
 
-    def _on_request(self, _path: str) -> None:
+    def stop_observing_gitlab(self) -> None:
+        """Undo ``observe_gitlab`` (in the same task), so later requests are not counted here."""
+        while self._observer_tokens:
+            token = self._observer_tokens.pop()
+            token.var.reset(token)
+
+    def _on_request(self, _sent: object) -> None:
         self.counters.requests += 1
 
     def _on_wait(self, wait: RetryWait) -> None:
@@ -144,7 +152,7 @@ class RunContext:
             self.cancel_event.set()
             try:
                 await fut
-            except BaseException:  # noqa: S110 - the run is being cancelled; its error is moot
+            except BaseException:  # the run is being cancelled; its error is moot
                 pass
             raise
 
@@ -153,15 +161,17 @@ class RunContext:
     async def ledger_start(self, requested: protocol.RequestedTargets) -> None:
         self.run_id = self.run_id or new_run_id()
         await self.write(
-            ledger.start_run,
-            run_id=self.run_id,
-            mode=self.mode,
-            phase=self.phase,
-            project=self.project,
-            requested=requested,
-            owner=self.engine.owner,
-            pid=os.getpid(),
-            now_ms=now_ms(),
+            functools.partial(
+                ledger.start_run,
+                run_id=self.run_id,
+                mode=self.mode,
+                phase=self.phase,
+                project=self.project,
+                requested=requested,
+                owner=self.engine.owner,
+                pid=os.getpid(),
+                now_ms=now_ms(),
+            )
         )
 
     async def ledger_update(self, **extra: Any) -> None:
@@ -179,7 +189,7 @@ class RunContext:
 
     async def ledger_finish(
         self,
-        status: protocol.RunStatus,
+        status: ledger.FinalStatus,
         *,
         failed_phase: protocol.RunPhase | None = None,
         error: protocol.RobotError | None = None,
@@ -207,7 +217,7 @@ class RunContext:
 def _update_run(
     conn: apsw.Connection,
     run_id: str,
-    phase: str,
+    phase: protocol.RunPhase,
     counters: protocol.Counters,
     timings: dict[str, int],
     failures: list[protocol.EntityFailure],
@@ -228,7 +238,7 @@ def _update_run(
 def _finish_run(
     conn: apsw.Connection,
     run_id: str,
-    status: protocol.RunStatus,
+    status: ledger.FinalStatus,
     failed_phase: protocol.RunPhase | None,
     counters: protocol.Counters,
     timings: dict[str, int],

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="print every progress event as a line on stderr")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("sync", help="surgical sync of named targets, or a standard sync with none")
-    s.add_argument("-p", "--project")
+    s.add_argument("-p", "--project", action="append", default=[],
+                   help="project path; with no targets, repeatable: a standard sync of those projects")
     s.add_argument("--issue", type=int, action="append", default=[])
     s.add_argument("--mr", type=int, action="append", default=[])
     s.add_argument("--issue-url", action="append", default=[])
@@ -111,7 +112,7 @@ def _summary(data: Any) -> str:
 
 def _sync_params(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "project": args.project, "issues": args.issue, "mrs": args.mr,
+        "project": args.project[-1] if args.project else None, "issues": args.issue, "mrs": args.mr,
         "issueUrls": args.issue_url, "mrUrls": args.mr_url, "refs": args.ref,
     }
     return {k: v for k, v in params.items() if v}
@@ -125,8 +126,14 @@ async def _run(args: argparse.Namespace, printer: _Printer) -> int:
         try:
             if args.command == "sync":
                 targets = _sync_params(args)
-                if not targets:
-                    sync_result = await client.sync(on_progress=printer.progress, noEmbed=args.no_embed)
+                if len(set(args.project)) > 1 and targets.keys() - {"project"}:
+                    printer.payload({"error": {"code": "MIXED_PROJECTS",
+                                               "message": "a surgical sync names one project (-p)"}})
+                    return 2
+                if not (targets.keys() - {"project"}):
+                    sync_result = await client.sync(
+                        on_progress=printer.progress, projects=args.project or None, no_embed=args.no_embed
+                    )
                     printer.payload(sync_result)
                     return exit_code_for_result(sync_result)
                 if args.preflight_only:

@@ -149,7 +149,7 @@ async def _run(args: argparse.Namespace, printer: _Printer) -> int:
                 printer.payload(result)
                 return exit_code_for_result(result)
             if args.command == "sync-runs":
-                filters = {"limit": args.limit, "runId": args.run_id, "status": args.state}
+                filters = {"limit": args.limit, "run_id": args.run_id, "status": args.state}
                 printer.payload(await client.sync_runs(**{k: v for k, v in filters.items() if v is not None}))
             elif args.command == "status":
                 printer.payload(await client.status())

@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import msgspec
 
 from lore_daemon.gitlab import RetryPolicy, RetryWait, wait_observer
+from lore_daemon.protocol import TargetParams
 
 BASE = "https://gitlab.example.com"
 TOKEN = "glpat-TOPSECRET-0123456789"
+SUB = "https://gitlab.example.com/gitlab"  # a GitLab served under a path prefix
+G = f"{BASE}/group/proj"
 
 # Waits short enough to keep the suite fast, deterministic (no jitter) so waits can be asserted.
 FAST = RetryPolicy(max_attempts=6, max_elapsed_s=30.0, base_delay_s=0.001, max_delay_s=0.004, jitter=0.0)
@@ -91,3 +95,8 @@ class WaitRecorder:
 
     def __exit__(self, *exc: object) -> None:
         wait_observer.reset(self._token)
+
+
+def params(**kw: Any) -> TargetParams:
+    """Build target params the way the daemon does: from camelCase wire JSON."""
+    return msgspec.convert(kw, TargetParams)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import socket
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -194,3 +196,14 @@ def test_resolve_takes_no_client_and_makes_no_network_call(monkeypatch: pytest.M
     )
     assert got == ResolvedTargets("g/p", (1,), ())
     assert "httpx" not in vars(targets_module)
+
+
+def test_target_parsing_does_not_even_load_the_http_stack() -> None:
+    code = (
+        "import sys\n"
+        "from lore_daemon.gitlab import resolve_targets, models\n"
+        "from lore_daemon.protocol import TargetParams\n"
+        "resolve_targets(TargetParams(refs=['g/p#1']), 'https://h')\n"
+        "assert 'httpx' not in sys.modules, 'httpx was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -8,7 +8,7 @@ from lore_daemon import protocol
 from lore_daemon.services.runs import run_with_progress
 from lore_daemon.services.runtime import Runtime
 from lore_daemon.services.spec import Call, MethodSpec
-from lore_daemon.services.targets import TARGET_ERRORS
+from lore_daemon.services.targets import TARGET_ERRORS, require_targets
 
 if TYPE_CHECKING:  # the engine pulls in httpx: keep it off the start-up path
     from lore_daemon.engine import Engine, ProgressSink
@@ -23,6 +23,7 @@ async def _run(
 async def serve(
     runtime: Runtime, params: protocol.PreflightParams, call: Call
 ) -> protocol.PreflightResult:
+    require_targets(params)
     return await run_with_progress(
         runtime, params, _run,
         title="lore preflight",

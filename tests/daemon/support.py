@@ -267,7 +267,8 @@ class RawDaemon:
         return self.proc.wait(timeout)
 
     def log_text(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def close(self) -> None:

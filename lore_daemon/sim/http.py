@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+from collections.abc import Awaitable, Callable
 
 from lore_daemon.sim.app import Reply, SimApp
 from lore_daemon.sim.wire import REASONS, Request, Response
@@ -64,12 +66,63 @@ def encode(
     return head if head_only else head + resp.body
 
 
+class _TrackedProtocol(asyncio.StreamReaderProtocol):
+    """Remembers its transport so shutdown can abort connections whose handler never started."""
+
+    def __init__(
+        self,
+        transports: set[asyncio.BaseTransport],
+        reader: asyncio.StreamReader,
+        handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    ) -> None:
+        super().__init__(reader, handler)
+        self._transports = transports
+        self._tracked: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._tracked = transport
+        self._transports.add(transport)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._tracked is not None:
+            self._transports.discard(self._tracked)
+        super().connection_lost(exc)
+
+
 class HttpServer:
     """Serves one ``SimApp`` on an already-bound listening socket."""
 
     def __init__(self, app: SimApp) -> None:
         self.app = app
         self._tasks: set[asyncio.Task[None]] = set()
+        self._transports: set[asyncio.BaseTransport] = set()
+        self._server: asyncio.Server | None = None
+        self._listen_fd = -1
+
+    async def listen(self, sock: socket.socket) -> None:
+        """Start accepting on ``sock`` (already bound and listening)."""
+        loop = asyncio.get_running_loop()
+        self._listen_fd = sock.fileno()
+        self._server = await loop.create_server(
+            lambda: _TrackedProtocol(
+                self._transports, asyncio.StreamReader(MAX_HEAD, loop), self.handle_connection
+            ),
+            sock=sock,
+        )
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let just-accepted connections finish setting up, then close them all.
+
+        Closing the ``asyncio.Server`` first would make a connection accepted in the same loop
+        iteration fail to attach and leak its socket, so accepting stops by removing the reader.
+        """
+        if self._server is None:
+            return
+        asyncio.get_running_loop().remove_reader(self._listen_fd)
+        await asyncio.sleep(0.02)
+        self._server.close()
+        await self._close_connections()
 
     async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -150,13 +203,17 @@ class HttpServer:
         if entry is not None:
             self.app.log.finish(entry, status, outcome)
 
-    async def close_connections(self) -> None:
-        """Cancel every connection task (held 'timeout' connections included) and wait for them."""
+    async def _close_connections(self) -> None:
+        """Cancel every connection task (held 'timeout' ones included); abort any other transport."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        for transport in list(self._transports):
+            transport.abort()  # type: ignore[attr-defined]
+        for _ in range(3):  # let connection_lost callbacks run before the loop closes
+            await asyncio.sleep(0)
 
 
 async def _until_eof(reader: asyncio.StreamReader) -> None:

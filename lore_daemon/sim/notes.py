@@ -15,7 +15,7 @@ from lore_daemon.sim.diffs import diff_files, line_code, mr_shas
 from lore_daemon.timeutil import ms_to_iso
 
 ShapeKind = Literal["system", "individual", "thread", "diff"]
-HOT_EVERY = 25  # every 25th entity (iid % 25 == 7) is "hot": 4x the notes, > 1 page of discussions
+HOT_EVERY = 25  # every 25th entity (iid % 25 == 7) is "hot": > 1 page of discussions
 MAX_NOTES = 200  # generated note ids are gid * 256 + k
 _PLAN_CACHE_LIMIT = 200_000
 
@@ -65,8 +65,10 @@ def note_plan(ds: Dataset, table: EntityTable, iid: int) -> tuple[Shape, ...]:
         ds.plan_cache.clear()
     k = ds.config.notes_per_entity
     rng = rng_for(ds.seed, table.project_id, table.kind, iid, "plan")
-    # Hot entities get 4K notes; the others 0..1.75K, so the mean stays K.
-    remaining = 4 * k if iid % HOT_EVERY == 7 else rng.randint(0, (7 * k) // 4)
+    # Hot entities get max(6K, 45) notes (more than a page of discussions); the others 0..~1.6K,
+    # so the mean stays close to K.
+    hot = iid % HOT_EVERY == 7 and k > 0
+    remaining = max(6 * k, 45) if hot else rng.randint(0, (19 * k) // 12)
     remaining = min(remaining, MAX_NOTES)
     shapes: list[Shape] = []
     while remaining > 0:

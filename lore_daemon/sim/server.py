@@ -13,7 +13,7 @@ from lore_daemon.errors import InvalidParamsError, LoreError
 from lore_daemon.sim.app import SimApp
 from lore_daemon.sim.config import SimConfig
 from lore_daemon.sim.control import SimControl
-from lore_daemon.sim.http import MAX_HEAD, HttpServer
+from lore_daemon.sim.http import HttpServer
 
 
 async def serve(config: SimConfig, stop: asyncio.Event, on_ready: Callable[[SimApp], None]) -> None:
@@ -24,15 +24,12 @@ async def serve(config: SimConfig, stop: asyncio.Event, on_ready: Callable[[SimA
     host = f"[{config.host}]" if family == socket.AF_INET6 else config.host
     app = SimApp(config, f"http://{host}:{port}")
     http = HttpServer(app)
-    server = await asyncio.start_server(http.handle_connection, sock=sock, limit=MAX_HEAD)
+    await http.listen(sock)
     try:
         on_ready(app)
         await stop.wait()
     finally:
-        server.close()
-        await http.close_connections()
-        with contextlib.suppress(Exception):
-            await server.wait_closed()
+        await http.shutdown()
 
 
 class SimServer:
@@ -98,6 +95,9 @@ class SimServer:
         if self._control is not None:
             self._control.close()
             self._control = None
+        if self._error is not None:  # the serving thread failed: surface it rather than lose it
+            error, self._error = self._error, None
+            raise error
 
     def __enter__(self) -> SimServer:
         return self.start()

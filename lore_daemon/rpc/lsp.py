@@ -30,6 +30,7 @@ from pygls.protocol import (
     lsp_method,
 )
 
+from lore_daemon.errors import CODES
 from lore_daemon.rpc.errors import protocol_failure
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,26 @@ def _describe_structure_error(exc: Exception) -> str:
     if isinstance(exc, cattrs.ClassValidationError):
         return "; ".join(cattrs.transform_error(exc, path="$.params"))[:500]
     return type(exc).__name__
+
+
+# pygls' own errors (e.g. from its built-in LSP handlers) carry no RobotError: give them one.
+_CODE_FOR_RPC = {
+    -32700: "PARSE_ERROR",
+    -32600: "INVALID_REQUEST",
+    -32601: "METHOD_NOT_FOUND",
+    -32602: "INVALID_PARAMS",
+    -32800: "CANCELLED",
+}
+
+
+def _with_robot_data(exc: JsonRpcException) -> JsonRpcException:
+    data = exc.data
+    if isinstance(data, dict) and data.get("code") in CODES:
+        return exc
+    code = _CODE_FOR_RPC.get(exc.code)
+    if code is None:
+        return protocol_failure("INTERNAL", "The daemon could not serve the request; see its log.")
+    return JsonRpcException(exc.message, exc.code, protocol_failure(code, exc.message).data)
 
 
 class LoreProtocol(LanguageServerProtocol):
@@ -175,7 +196,7 @@ class LoreProtocol(LanguageServerProtocol):
                 return
             if isinstance(exc, JsonRpcException):
                 log.debug("request %s answered with error %s: %s", msg_id, exc.code, exc.message)
-                error = exc
+                error = _with_robot_data(exc)
             else:
                 log.error("unexpected failure serving request %s", msg_id, exc_info=exc)
                 error = protocol_failure(

@@ -88,3 +88,23 @@ def test_version_flag_prints_the_version(daemon_env: DaemonEnv) -> None:
     )
     assert out.returncode == 0
     assert out.stdout.strip() == f"lore-daemon {__version__}"
+
+
+def test_sim_subcommand_runs_the_simulator(daemon_env: DaemonEnv) -> None:
+    import json
+    import subprocess
+
+    from .support import DAEMON
+
+    proc = subprocess.Popen(
+        [*DAEMON, "sim", "--issues", "2", "--mrs", "1"], stdout=subprocess.PIPE, env=daemon_env.env
+    )
+    try:
+        assert proc.stdout is not None
+        announced = json.loads(proc.stdout.readline())
+        assert announced["base_url"].startswith("http://127.0.0.1:")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        if proc.stdout is not None:
+            proc.stdout.close()

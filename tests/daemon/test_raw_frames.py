@@ -106,3 +106,10 @@ def test_unknown_notification_is_ignored(daemon: RawDaemon) -> None:
     daemon.send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 999}})
     _assert_still_serving(daemon)
     assert daemon.proc.poll() is None
+
+
+def test_errors_from_pygls_builtin_handlers_also_carry_a_robot_error(daemon: RawDaemon) -> None:
+    response = daemon.request("workspace/executeCommand", {"command": "nope", "arguments": []})
+    assert response["error"]["code"] == -32602
+    assert response["error"]["data"]["code"] == "INVALID_PARAMS"
+    _assert_still_serving(daemon)

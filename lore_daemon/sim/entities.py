@@ -52,7 +52,7 @@ _PLACES = [
     "in the CLI",
     "on slow networks",
 ]
-_CACHE_LIMIT = 100_000
+_CACHE_LIMIT = 20_000  # traits kept; beyond this the cache starts over (memory stays flat)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from lore_daemon.timeutil import ms_to_iso
 ShapeKind = Literal["system", "individual", "thread", "diff"]
 HOT_EVERY = 25  # every 25th entity (iid % 25 == 7) is "hot": > 1 page of discussions
 MAX_NOTES = 200  # generated note ids are gid * 256 + k
-_PLAN_CACHE_LIMIT = 200_000
+_PLAN_CACHE_LIMIT = 50_000
 
 _ISSUE_SYSTEM = [
     "changed the description",

@@ -1,0 +1,210 @@
+"""Standard sync, phase ``dependents``: drain ``pending_dependent_fetches``.
+
+A pipeline: jobs are claimed in batches (owner = this daemon), grouped per parent entity and
+fetched concurrently — every fetch goes through the GitLab client's shared in-flight limit — while
+the writer thread stores whatever has arrived, one transaction per job (``write_dependents`` +
+``complete_job``, which deletes the row). A stage that failed to fetch calls ``fail_job`` (attempts
++1, exponential ``next_retry_at``) and becomes an ``EntityFailure``; the run then ends ``partial``.
+
+Watermarks keep the work minimal: the enqueue side only queues dependents whose watermark is behind
+the parent, and a claimed job whose watermark already reached its target (or whose parent row is
+gone) is completed at claim time without a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import apsw
+
+from lore_daemon import protocol
+from lore_daemon.store import queue
+from lore_daemon.store.entities import local_entity_state
+from lore_daemon.store.keys import kind_of
+from lore_daemon.store.queue import DependentJob
+from lore_daemon.sync.context import RunCancelled, RunContext
+from lore_daemon.sync.dependents import (
+    STAGE_FOR_JOB_TYPE,
+    WATERMARK_FOR_STAGE,
+    DependentCounts,
+    FetchedDependents,
+    failure_of,
+    fetch_dependents,
+    write_dependents,
+)
+from lore_daemon.sync.locking import HeldLock
+from lore_daemon.sync.write_clock import WriteClock
+from lore_daemon.timeutil import now_ms
+
+CLAIM_BATCH = 200  # jobs per claim
+LOW_WATER = 50  # claim more when fewer parents than this are being fetched
+
+
+@dataclass
+class EntityWork:
+    """The claimed jobs of one parent, fetched together."""
+
+    project_id: int
+    kind: protocol.EntityKind
+    iid: int
+    entity_id: int
+    fallback_updated_at: int  # the parent's updated_at, for jobs without a target
+    jobs: list[DependentJob] = field(default_factory=list)
+
+
+@dataclass
+class Claimed:
+    work: list[EntityWork]
+    claimed: int
+    satisfied: int
+
+
+@dataclass
+class WriteResult:
+    done: int = 0
+    failed: list[protocol.EntityFailure] = field(default_factory=list)
+    counts: DependentCounts = field(default_factory=DependentCounts)
+
+
+def _claim(conn: apsw.Connection, owner: str, limit: int, stale_claim_ms: int) -> Claimed:
+    """Claim a batch; complete at once the jobs with nothing to do; group the rest by parent."""
+    groups: dict[tuple[int, str, int], EntityWork] = {}
+    satisfied = 0
+    with conn:
+        jobs = queue.claim_jobs(
+            conn, owner=owner, now_ms=now_ms(), limit=limit, stale_claim_ms=stale_claim_ms
+        )
+        for job in jobs:
+            kind = kind_of(job.entity_type)
+            local = local_entity_state(conn, job.project_id, kind, job.entity_iid)
+            target = job.target_updated_at
+            if local is None or local.gitlab_id != job.entity_id:
+                queue.complete_job(conn, job.id, owner=owner)  # the parent is gone or was replaced
+                satisfied += 1
+                continue
+            mark = local.watermarks.get(WATERMARK_FOR_STAGE[STAGE_FOR_JOB_TYPE[job.job_type]])
+            if mark is not None and mark >= (target if target is not None else local.updated_at_ms):
+                queue.complete_job(conn, job.id, owner=owner)
+                satisfied += 1
+                continue
+            key = (job.project_id, job.entity_type, job.entity_iid)
+            work = groups.get(key)
+            if work is None:
+                work = groups[key] = EntityWork(
+                    job.project_id, kind, job.entity_iid, job.entity_id, local.updated_at_ms
+                )
+            work.jobs.append(job)
+    return Claimed(list(groups.values()), len(jobs), satisfied)
+
+
+def _write_results(
+    conn: apsw.Connection, ctx: RunContext, owner: str, results: list[tuple[EntityWork, FetchedDependents]]
+) -> WriteResult:
+    """Store fetched dependents: one transaction per job; failed stages back off."""
+    out = WriteResult()
+    for work, fetched in results:
+        for job in work.jobs:
+            stage = STAGE_FOR_JOB_TYPE[job.job_type]
+            now = now_ms()
+            error = fetched.errors.get(stage)
+            with conn:
+                ctx.check_cancelled()  # the safe point: raising here rolls this job back
+                if error is not None:
+                    reason = f"{error.code}: {error.message}"
+                    queue.fail_job(conn, job.id, owner=owner, error=reason, now_ms=now)
+                else:
+                    written = write_dependents(
+                        conn, fetched, parent_id=work.entity_id,
+                        parent_updated_at_ms=job.target_updated_at or work.fallback_updated_at,
+                        now_ms=now, stages=[stage],
+                    )
+                    queue.complete_job(conn, job.id, owner=owner)
+                    _merge_counts(out.counts, written.counts)
+                    out.done += 1
+            if error is not None:
+                out.failed.append(failure_of(work.kind, work.iid, stage, error))
+    return out
+
+
+def _merge_counts(into: DependentCounts, add: DependentCounts) -> None:
+    into.discussions += add.discussions
+    into.notes += add.notes
+    into.events += add.events
+    into.closes_links += add.closes_links
+    into.file_changes += add.file_changes
+
+
+def release_claims(conn: apsw.Connection, owner: str) -> int:
+    """Unlock every job this daemon still holds (run ended early); safe outside a transaction."""
+    with conn:
+        released = queue.release_claims(conn, owner=owner)
+    return released
+
+
+async def drain_dependents(
+    ctx: RunContext, held: HeldLock, clock: WriteClock, *, stale_claim_ms: int
+) -> None:
+    """Drain the queue until no job is due. Fetches run concurrently; writes are serial batches."""
+    owner = ctx.engine.owner
+    client = ctx.engine.gitlab
+    arrived: asyncio.Queue[tuple[EntityWork, FetchedDependents | BaseException]] = asyncio.Queue()
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def fetch(work: EntityWork) -> None:
+        stages = [STAGE_FOR_JOB_TYPE[job.job_type] for job in work.jobs]
+        try:
+            got: FetchedDependents | BaseException = await fetch_dependents(
+                client, work.project_id, work.kind, work.iid, stages
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # not a GitLab failure (those are inside FetchedDependents): a bug
+            got = exc
+        arrived.put_nowait((work, got))
+
+    exhausted = False
+    try:
+        while True:
+            if ctx.cancel_event.is_set():
+                raise RunCancelled("The run was cancelled.", "CANCELLED", "Retry the run when ready.")
+            held.ensure_held()
+            if not exhausted and len(in_flight) < LOW_WATER:
+                claimed = await clock.write(ctx, "dependents", _claim, owner, CLAIM_BATCH, stale_claim_ms)
+                ctx.counters.dependent_jobs_done += claimed.satisfied
+                exhausted = claimed.claimed == 0
+                for work in claimed.work:
+                    task = asyncio.create_task(fetch(work))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                if not claimed.work and not exhausted:
+                    continue  # a batch of already-satisfied jobs: claim the next one
+            if not in_flight and arrived.empty():
+                return
+            ready = [await arrived.get()]
+            while not arrived.empty():
+                ready.append(arrived.get_nowait())
+            fetched: list[tuple[EntityWork, FetchedDependents]] = []
+            for work, got in ready:
+                if isinstance(got, BaseException):
+                    raise got
+                fetched.append((work, got))
+            result = await clock.write(ctx, "dependents", _write_results, ctx, owner, fetched)
+            _record(ctx, result)
+    finally:
+        for task in list(in_flight):
+            task.cancel()
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)
+
+
+def _record(ctx: RunContext, result: WriteResult) -> None:
+    ctx.counters.dependent_jobs_done += result.done
+    ctx.counters.dependent_jobs_failed += len(result.failed)
+    result.counts.add_to(ctx.counters)
+    ctx.failures.extend(result.failed)
+    ctx.emit(
+        "report",
+        f"{ctx.counters.dependent_jobs_done} dependent jobs done, "
+        f"{ctx.counters.dependent_jobs_failed} failed",
+    )

@@ -37,6 +37,7 @@ from lore_daemon.sync.surgical_actions import error_actions, partial_actions, pr
 from lore_daemon.sync.surgical_ingest import (
     clear_dirty_rows,
     ingest_primaries,
+    provable_watermark,
     regenerate_target_documents,
     write_target_dependents,
 )
@@ -185,8 +186,8 @@ class SurgicalRun:
     async def _ingest(self, project: Project, fetched: PrimaryFetch) -> None:
         ctx, engine = self.ctx, self.engine
         waited = 0
+        await self._enter("ingest")
         with ctx.phase_span("ingest", "waiting for the sync lock"):
-            await ctx.ledger_update()
             self.lock = await acquire_lock(
                 engine.db, "sync", owner=engine.owner, run_id=ctx.run_id,
                 timeout_ms=engine.config.sync.lock_timeout_ms, stale_ms=engine.config.sync.stale_lock_ms,
@@ -223,8 +224,8 @@ class SurgicalRun:
 
     async def _dependents(self) -> None:
         ctx = self.ctx
+        await self._enter("dependents")
         with ctx.phase_span("dependents"):
-            await ctx.ledger_update()
             pending = {
                 task: target for target, task in self.dep_tasks.items() if self.table.wants_dependents(target)
             }
@@ -241,8 +242,8 @@ class SurgicalRun:
         written = await ctx.write(
             functools.partial(
                 write_target_dependents, fetched=fetched, parent_id=entity.gitlab_id,
-                parent_updated_at_ms=entity.updated_at_ms, now_ms=now_ms(),
-                check_cancelled=ctx.check_cancelled,
+                parent_updated_at_ms=provable_watermark(entity.outcome, entity.updated_at_ms),
+                now_ms=now_ms(), check_cancelled=ctx.check_cancelled,
             )
         )
         failures = fetched.failures()
@@ -258,8 +259,8 @@ class SurgicalRun:
 
     async def _docs(self) -> None:
         ctx = self.ctx
+        await self._enter("docs")
         with ctx.phase_span("docs"):
-            await ctx.ledger_update()
             keys_by_target = self.table.keys_by_target()
             if not keys_by_target:
                 return
@@ -294,8 +295,8 @@ class SurgicalRun:
 
     async def _embed(self) -> None:
         ctx = self.ctx
+        await self._enter("embed")
         with ctx.phase_span("embed"):
-            await ctx.ledger_update()
             outcome = await run_embed_phase(
                 ctx, self.regenerated_ids, embedder=embedder_for(self.engine.config),
                 no_embed=self.params.no_embed,
@@ -306,6 +307,11 @@ class SurgicalRun:
             if outcome.error is not None:
                 for entity in self.table.with_documents(set(outcome.document_ids)):
                     ctx.failures.append(entity.failure("embed", outcome.error))
+
+    async def _enter(self, phase: protocol.RunPhase) -> None:
+        """Record the phase in the ledger BEFORE announcing it, so a reader never sees it lag."""
+        self.ctx.phase = phase
+        await self.ctx.ledger_update()
 
     # ----------------------------------------------------------------------------- results
 

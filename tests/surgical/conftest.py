@@ -1,0 +1,147 @@
+"""Fixtures for surgical-sync tests: a real simulator on loopback, a real SQLite file, a real Engine.
+
+The engine is assembled from the same parts the daemon uses (``load_config`` on a TOML file in
+``tmp_path``, ``Database``, ``GitLabClient`` against the simulator); only the retry policy is
+tightened so 5xx storms give up in milliseconds instead of seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+from lore_daemon import protocol
+from lore_daemon.config import load_config, read_token
+from lore_daemon.engine import Engine
+from lore_daemon.gitlab._retry import RetryPolicy
+from lore_daemon.gitlab.client import GitLabClient
+from lore_daemon.sim import SimConfig, SimServer
+from lore_daemon.store.connection import Database
+from lore_daemon.sync.locking import make_owner
+
+PROJECT = "group/project"
+TOKEN_ENV = "LORE_SURGICAL_TEST_TOKEN"
+SIM_CONFIG = SimConfig(seed=7, issues=30, mrs=12, notes_per_entity=4)
+FAST_RETRY = RetryPolicy(max_attempts=3, max_elapsed_s=5.0, base_delay_s=0.005, max_delay_s=0.02, jitter=0.0)
+
+# Every table a run can fill with mirrored content (the ledger and locks are not content).
+CONTENT_TABLES = (
+    "projects",
+    "users",
+    "milestones",
+    "raw_payloads",
+    "issues",
+    "issue_labels",
+    "issue_assignees",
+    "merge_requests",
+    "mr_labels",
+    "mr_assignees",
+    "mr_reviewers",
+    "discussions",
+    "notes",
+    "resource_state_events",
+    "resource_label_events",
+    "resource_milestone_events",
+    "entity_references",
+    "mr_file_changes",
+    "documents",
+    "dirty_sources",
+    "embeddings",
+    "pending_dependent_fetches",
+    "sync_cursors",
+)
+
+
+def write_config(
+    tmp_path: Path, base_url: str, *, projects: tuple[str, ...] = (PROJECT,), **sync: int
+) -> Path:
+    settings = {"primary_concurrency": 8, "lock_timeout_ms": 10_000, "stale_lock_ms": 60_000, **sync}
+    lines = [
+        "[gitlab]",
+        f'base_url = "{base_url}"',
+        f'token_env = "{TOKEN_ENV}"',
+        *(line for path in projects for line in ("[[projects]]", f'path = "{path}"')),
+        "[storage]",
+        f'db_path = "{tmp_path / "lore.db"}"',
+        "[sync]",
+        *(f"{key} = {value}" for key, value in settings.items()),
+    ]
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def build_engine(
+    tmp_path: Path, sim: SimServer, *, projects: tuple[str, ...] = (PROJECT,), **sync: int
+) -> Engine:
+    """An Engine exactly as the daemon builds one, against the simulator."""
+    env = {TOKEN_ENV: sim.token, "HOME": str(tmp_path)}
+    config = load_config(write_config(tmp_path, sim.base_url, projects=projects, **sync), env=env)
+    db = Database(config.db_path)
+    db.open()
+    client = GitLabClient(
+        config.gitlab.base_url,
+        read_token(config, env).reveal(),
+        concurrency=config.sync.primary_concurrency,
+        retry=FAST_RETRY,
+    )
+    return Engine(config=config, db=db, gitlab=client, owner=make_owner())
+
+
+class Progress:
+    """A progress sink that records every notification (and can run a hook on each)."""
+
+    def __init__(self) -> None:
+        self.notes: list[protocol.ProgressNotification] = []
+        self.hooks: list[Any] = []
+
+    def __call__(self, note: protocol.ProgressNotification) -> None:
+        self.notes.append(note)
+        for hook in list(self.hooks):
+            hook(note)
+
+    def phases(self, event: str) -> list[str]:
+        return [n.phase for n in self.notes if n.event == event]
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    with SimServer(SIM_CONFIG) as server:
+        yield server
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, sim: SimServer) -> AsyncIterator[Engine]:
+    built = build_engine(tmp_path, sim)
+    try:
+        yield built
+    finally:
+        await built.aclose()
+
+
+def connect(path: Path) -> apsw.Connection:
+    """A separate connection (another "process" as far as SQLite is concerned)."""
+    conn = apsw.Connection(str(path))
+    conn.set_busy_timeout(5000)
+    return conn
+
+
+def rows(path: Path, table: str) -> list[tuple[Any, ...]]:
+    conn = connect(path)
+    try:
+        return sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+    finally:
+        conn.close()
+
+
+def content_snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    return {table: rows(path, table) for table in CONTENT_TABLES}
+
+
+def surgical(**fields: Any) -> protocol.SyncSurgicalParams:
+    fields.setdefault("project", PROJECT)
+    return protocol.SyncSurgicalParams(**fields)

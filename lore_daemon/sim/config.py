@@ -26,7 +26,7 @@ class SimConfig:
     other_issues: int = 10  # size of the small project "group/sub/other" (id 2)
     other_mrs: int = 5
     timeout_hold_s: float = 300.0  # how long a "timeout" fault holds a connection open
-    log_limit: int = 200_000  # request-log entries kept (oldest dropped first)
+    log_limit: int = 50_000  # request-log entries kept (oldest dropped first; ~0.5 KB each)
     version: str = "17.5.1"
 
     def __post_init__(self) -> None:

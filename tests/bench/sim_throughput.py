@@ -29,8 +29,11 @@ async def _raw_worker(host: str, port: int, path: str, deadline: float, counts: 
         while time.perf_counter() < deadline:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
             await reader.readexactly(length)
             if not head.startswith(b"HTTP/1.1 200"):
                 raise RuntimeError(head[:40])
@@ -51,8 +54,9 @@ async def raw_rate(base_url: str, path: str, seconds: float, connections: int) -
 
 async def httpx_rate(base_url: str, path: str, seconds: float, connections: int) -> float:
     limits = httpx.Limits(max_connections=connections)
-    async with httpx.AsyncClient(base_url=base_url, headers={"PRIVATE-TOKEN": TOKEN}, limits=limits,
-                                 trust_env=False) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"PRIVATE-TOKEN": TOKEN}, limits=limits, trust_env=False
+    ) as client:
         done = 0
         started = time.perf_counter()
         deadline = started + seconds
@@ -75,9 +79,19 @@ def main() -> int:
     args = parser.parse_args()
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lore_daemon.sim", "--issues", str(args.issues), "--mrs", "5000",
-         "--token", TOKEN],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "lore_daemon.sim",
+            "--issues",
+            str(args.issues),
+            "--mrs",
+            "5000",
+            "--token",
+            TOKEN,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -87,15 +101,19 @@ def main() -> int:
             ("GET /api/v4/version", "/api/v4/version"),
             ("GET one issue", "/api/v4/projects/1/issues/4242"),
             ("GET issue discussions", "/api/v4/projects/1/issues/4242/discussions"),
-            ("GET 100 issues (sync walk page)",
-             "/api/v4/projects/1/issues?order_by=updated_at&sort=asc&per_page=100&page=7"
-             "&updated_after=2024-01-01T00:00:00.000Z"),
+            (
+                "GET 100 issues (sync walk page)",
+                "/api/v4/projects/1/issues?order_by=updated_at&sort=asc&per_page=100&page=7"
+                "&updated_after=2024-01-01T00:00:00.000Z",
+            ),
         ]
         for label, path in cases:
             raw = asyncio.run(raw_rate(base_url, path, args.seconds, args.connections))
             via_httpx = asyncio.run(httpx_rate(base_url, path, args.seconds, args.connections))
-            print(f"{label:34s} {raw:8.0f} req/s (raw client)  {via_httpx:8.0f} req/s (httpx)  "
-                  f"[{args.connections} keep-alive connections]")
+            print(
+                f"{label:34s} {raw:8.0f} req/s (raw client)  {via_httpx:8.0f} req/s (httpx)  "
+                f"[{args.connections} keep-alive connections]"
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=15)

@@ -9,6 +9,7 @@ from typing import Any
 
 from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.sim.app import SimApp
+from lore_daemon.sim.notes import discussions
 
 
 def _dump(config: SimConfig) -> str:
@@ -37,12 +38,11 @@ def test_dump_has_everything_for_each_entity() -> None:
 
 def test_notes_average_and_shapes() -> None:
     app = SimApp(SimConfig(seed=4, issues=400, mrs=100, notes_per_entity=8), "http://127.0.0.1:1")
-    from lore_daemon.sim.notes import discussions
-
     kinds: Counter[str] = Counter()
     notes = 0
-    for key in ("issue", "mr"):
-        table = app.dataset.table(1, key)  # type: ignore[arg-type]
+    for table in app.dataset.tables.values():
+        if table.project_id != 1:
+            continue
         for iid in range(1, table.count + 1):
             for d in discussions(app.dataset, table, iid):
                 notes += len(d["notes"])

@@ -131,9 +131,10 @@ def assert_consistent(path: Path) -> None:
                                 "SELECT user_id FROM mr_reviewers WHERE merge_request_id = ?"]),
         ):
             rows = conn.execute(
-                f"SELECT e.gitlab_id, r.payload FROM {table} AS e JOIN raw_payloads AS r ON r.id = e.raw_payload_id"  # noqa: S608 - constant table names
+                f"SELECT e.gitlab_id, r.payload FROM {table} AS e "
+                "JOIN raw_payloads AS r ON r.id = e.raw_payload_id"
             ).fetchall()
-            assert len(rows) == conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+            assert len(rows) == conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             for gitlab_id, payload in rows:
                 item = json.loads(payload)
                 expected = [
@@ -144,7 +145,8 @@ def assert_consistent(path: Path) -> None:
                 for want, sql in zip(expected, link_sql, strict=False):
                     assert sorted(r[0] for r in conn.execute(sql, (gitlab_id,))) == want, (table, gitlab_id)
         empty = conn.execute(
-            "SELECT count(*) FROM discussions AS d WHERE NOT EXISTS (SELECT 1 FROM notes WHERE discussion_id = d.id)"
+            "SELECT count(*) FROM discussions AS d "
+            "WHERE NOT EXISTS (SELECT 1 FROM notes WHERE discussion_id = d.id)"
         ).fetchone()[0]
         assert empty == 0, "a discussion without its notes"
         claimed = conn.execute(
@@ -157,7 +159,7 @@ def assert_consistent(path: Path) -> None:
             ).fetchone()
             if cursor is not None:
                 newest = conn.execute(
-                    f"SELECT max(updated_at) FROM {table}"  # noqa: S608 - constant table names
+                    f"SELECT max(updated_at) FROM {table}"
                 ).fetchone()[0]
                 assert newest is not None and cursor[0] <= newest
     finally:
@@ -194,7 +196,7 @@ def assert_matches_truth(path: Path, dump: dict[str, Any], *, sample_every: int 
                             ("milestone", "resource_milestone_events")):
             want = {e["id"] for k in ("issues", "merge_requests") for per in dump["events"][k].values()
                     for e in per[kind]}
-            got = {r[0] for r in _rows(conn, f"SELECT gitlab_id FROM {table}")}  # noqa: S608
+            got = {r[0] for r in _rows(conn, f"SELECT gitlab_id FROM {table}")}
             assert got == want, table
         closes = {(mrs_by_iid_id(dump, int(iid)), i["id"]) for iid, items in dump["closes_issues"].items()
                   for i in items}
@@ -224,7 +226,7 @@ def mrs_by_iid_id(dump: dict[str, Any], iid: int) -> int:
 
 def _compare_entity(conn: apsw.Connection, table: str, labels: str, fk: str, item: dict[str, Any]) -> None:
     row = conn.execute(
-        f"SELECT iid, title, description, state, web_url, created_at, updated_at, closed_at, "  # noqa: S608
+        f"SELECT iid, title, description, state, web_url, created_at, updated_at, closed_at, "
         f"author_id, milestone_id, upvotes, downvotes, user_notes_count FROM {table} WHERE gitlab_id = ?",
         (item["id"],),
     ).fetchone()
@@ -237,12 +239,13 @@ def _compare_entity(conn: apsw.Connection, table: str, labels: str, fk: str, ite
         item.get("user_notes_count", 0),
     ), (table, item["iid"])
     got_labels = sorted(r[0] for r in conn.execute(
-        f"SELECT label FROM {labels} WHERE {fk} = ?", (item["id"],)  # noqa: S608 - constant names
+        f"SELECT label FROM {labels} WHERE {fk} = ?", (item["id"],)
     ))
     assert got_labels == sorted(item["labels"])
     if table == "merge_requests":
         mr = conn.execute(
-            "SELECT source_branch, target_branch, draft, sha, merged_at FROM merge_requests WHERE gitlab_id = ?",
+            "SELECT source_branch, target_branch, draft, sha, merged_at FROM merge_requests "
+            "WHERE gitlab_id = ?",
             (item["id"],),
         ).fetchone()
         assert tuple(mr) == (
@@ -256,7 +259,8 @@ def _compare_entity(conn: apsw.Connection, table: str, labels: str, fk: str, ite
 
 def _compare_note(conn: apsw.Connection, note: dict[str, Any]) -> None:
     row = conn.execute(
-        "SELECT body, author_id, system, note_type, created_at, position_new_path FROM notes WHERE gitlab_id = ?",
+        "SELECT body, author_id, system, note_type, created_at, position_new_path FROM notes "
+        "WHERE gitlab_id = ?",
         (note["id"],),
     ).fetchone()
     position = note.get("position") or {}

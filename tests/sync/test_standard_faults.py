@@ -50,7 +50,8 @@ async def test_5xx_storm_on_discussions_is_partial_then_recovers(
     assert result.recovery_actions[0].request.params["issues"] == list(range(1, SMALL.issues + 1))
     # The failed stage wrote nothing and kept its job (with backoff); everything else is whole.
     assert scalar(db_path, "SELECT count(*) FROM discussions WHERE noteable_type = 'issue'") == 0
-    assert scalar(db_path, "SELECT count(*) FROM issues WHERE discussions_synced_for_updated_at IS NOT NULL") == 0
+    synced = "SELECT count(*) FROM issues WHERE discussions_synced_for_updated_at IS NOT NULL"
+    assert scalar(db_path, synced) == 0
     assert scalar(db_path, "SELECT count(*) FROM issues WHERE events_synced_for_updated_at IS NULL") == 0
     jobs = connect(db_path).execute(
         "SELECT job_type, attempts, next_retry_at > 0, last_error FROM pending_dependent_fetches"

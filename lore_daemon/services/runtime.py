@@ -71,7 +71,7 @@ class Runtime:
         self._config: Config | None = None
         self._db: Database | None = None
         self._engine: Engine | None = None
-        self._build_lock = asyncio.Lock()
+        self._db_opening: asyncio.Task[Database] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stopping = False
 
@@ -114,44 +114,57 @@ class Runtime:
         return self._config
 
     async def database(self) -> Database:
-        """The open database; the first open migrates and closes runs of dead processes."""
+        """The open database; the first open migrates and closes runs of dead processes.
+
+        The open runs as its own task, shielded from the requester: a request cancelled while
+        the database opens must not leave a half-built writer thread behind (nor let the next
+        request open a second writer). Concurrent first requests share the one open.
+        """
         if self._db is not None:
             return self._db
-        async with self._build_lock:
-            if self._db is None:
-                config = self.config()
-                db = Database(config.db_path)
-                await asyncio.to_thread(db.open)
-                try:
-                    closed = await db.write(_close_abandoned, config.sync.stale_lock_ms)
-                except BaseException:
-                    await asyncio.to_thread(db.close)
-                    raise
-                if closed:
-                    log.warning("marked %d abandoned run(s) failed: %s", len(closed), ", ".join(closed))
-                self._db = db
-        return self._db
+        if self._db_opening is None:
+            self._db_opening = asyncio.ensure_future(self._open_database(self.config()))
+            self._db_opening.add_done_callback(self._opened)
+        return await asyncio.shield(self._db_opening)
+
+    async def _open_database(self, config: Config) -> Database:
+        db = Database(config.db_path)
+        await asyncio.to_thread(db.open)
+        try:
+            closed = await db.write(_close_abandoned, config.sync.stale_lock_ms)
+        except BaseException:
+            await asyncio.to_thread(db.close)
+            raise
+        if closed:
+            log.warning("marked %d abandoned run(s) failed: %s", len(closed), ", ".join(closed))
+        return db
+
+    def _opened(self, task: asyncio.Task[Database]) -> None:
+        self._db_opening = None
+        if task.cancelled():
+            return
+        if task.exception() is None:  # (retrieving it also silences "never retrieved")
+            self._db = task.result()
 
     async def engine(self) -> Engine:
         """The engine; needs the token (TOKEN_NOT_SET otherwise). Shared by every run."""
         if self._engine is not None:
             return self._engine
         db = await self.database()
-        async with self._build_lock:
-            if self._engine is None:
-                # httpx and the sync modules load on the first GitLab request, not at start-up.
-                from lore_daemon.engine import Engine
-                from lore_daemon.gitlab.client import GitLabClient
-                from lore_daemon.sync.locking import make_owner
+        if self._engine is None:  # no await from here on: no other request can interleave
+            # httpx and the sync modules load on the first GitLab request, not at start-up.
+            from lore_daemon.engine import Engine
+            from lore_daemon.gitlab.client import GitLabClient
+            from lore_daemon.sync.locking import make_owner
 
-                config = self.config()
-                token = read_token(config, self.settings.env)
-                redact(token.reveal())  # defence in depth: the token is never logged anyway
-                gitlab = GitLabClient(
-                    config.gitlab.base_url, token.reveal(), concurrency=config.sync.primary_concurrency
-                )
-                self._engine = Engine(config=config, db=db, gitlab=gitlab, owner=make_owner())
-                log.info("engine ready for %s", config.gitlab.base_url)
+            config = self.config()
+            token = read_token(config, self.settings.env)
+            redact(token.reveal())  # defence in depth: the token is never logged anyway
+            gitlab = GitLabClient(
+                config.gitlab.base_url, token.reveal(), concurrency=config.sync.primary_concurrency
+            )
+            self._engine = Engine(config=config, db=db, gitlab=gitlab, owner=make_owner())
+            log.info("engine ready for %s", config.gitlab.base_url)
         return self._engine
 
     # ---------------------------------------------------------------------------- tasks
@@ -181,6 +194,8 @@ class Runtime:
     async def aclose(self) -> None:
         """Drain, then close the GitLab client and the database (idempotent)."""
         await self.drain()
+        if self._db_opening is not None:  # an open still in flight: let it finish, then close it
+            await asyncio.wait([self._db_opening])
         engine, db = self._engine, self._db
         self._engine = self._db = None
         if engine is not None:

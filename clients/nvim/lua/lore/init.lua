@@ -1,7 +1,8 @@
 -- lore.nvim: sync the GitLab issue or MR under the cursor through lore-daemon.
 --
 -- :LoreSync  sends lore/syncSurgical with the reference under the cursor; Neovim shows the
--- daemon's $/progress natively; the outcome is echoed and kept in vim.g.lore_last_result.
+-- daemon's $/progress natively; the outcome is echoed and kept in vim.g.lore_last_result (or
+-- vim.g.lore_last_error); vim.g.lore_busy is true while a sync is in flight.
 local refs = require("lore.refs")
 
 local M = {}
@@ -72,8 +73,11 @@ function M.sync(ref, on_done)
     return false
   end
   local params = { refs = { ref }, project = M.config.project or vim.g.lore_project }
-  vim.g.lore_last_result = vim.NIL
+  vim.g.lore_last_result = nil
+  vim.g.lore_last_error = nil
+  vim.g.lore_busy = true
   client.request("lore/syncSurgical", params, function(err, result)
+    vim.g.lore_busy = false
     if err then
       local code = err.data and err.data.code or tostring(err.code)
       vim.g.lore_last_error = { code = code, message = err.message }

@@ -1,0 +1,48 @@
+"""Fixtures for the client tests: a simulator on loopback and an environment that points a
+daemon at it (config file, token variable, database path in tmp)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lore_daemon.sim import SimConfig, SimServer
+
+PROJECT = "group/project"
+TOKEN_ENV = "LORE_TEST_TOKEN"
+
+
+@dataclass
+class ClientEnv:
+    sim: SimServer
+    env: dict[str, str]
+    db_path: Path
+    config_path: Path
+
+    def lore(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "lore_client.bridge", *args]
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimServer]:
+    with SimServer(SimConfig(seed=11, issues=40, mrs=12, notes_per_entity=4)) as server:
+        yield server
+
+
+@pytest.fixture
+def client_env(sim: SimServer, tmp_path: Path) -> ClientEnv:
+    db_path = tmp_path / "lore.db"
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(
+        f'[gitlab]\nbase_url = "{sim.base_url}"\ntoken_env = "{TOKEN_ENV}"\n\n'
+        f'[[projects]]\npath = "{PROJECT}"\n\n[storage]\ndb_path = "{db_path}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LORE_")}
+    env.update(LORE_CONFIG_PATH=str(config_path), **{TOKEN_ENV: sim.token})
+    sim.control.clear_faults()
+    return ClientEnv(sim=sim, env=env, db_path=db_path, config_path=config_path)

@@ -21,6 +21,7 @@ from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.gitlab.models import Fetched, Issue, MergeRequest, Project
 from lore_daemon.gitlab.targets import ResolvedTargets
 from lore_daemon.store.entities import local_entity_state
+from lore_daemon.sync.context import RunContext
 from lore_daemon.timeutil import iso_to_ms, ms_to_datetime
 
 Target = tuple[protocol.EntityKind, int]
@@ -30,6 +31,20 @@ OnFetched = Callable[[Target, "protocol.EntityFailure | None"], None]
 def targets_of(targets: ResolvedTargets) -> list[Target]:
     """Issues first, then MRs, each in the order the caller named them."""
     return [("issue", iid) for iid in targets.issues] + [("mr", iid) for iid in targets.mrs]
+
+
+def fetch_reporter(ctx: RunContext) -> OnFetched:
+    """A progress ``report`` per fetched primary: ``#12 found`` / ``!34 failed``."""
+
+    def report(target: Target, failure: protocol.EntityFailure | None) -> None:
+        kind, iid = target
+        outcome = "failed" if failure is not None else "found"
+        ctx.emit(
+            "report", f"{'#' if kind == 'issue' else '!'}{iid} {outcome}",
+            entity=protocol.ProgressEntity(kind=kind, iid=iid, outcome=outcome, stage="fetch"),
+        )
+
+    return report
 
 
 def entity_failure(kind: protocol.EntityKind, iid: int, stage: protocol.FailureStage, exc: LoreError,

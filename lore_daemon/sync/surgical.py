@@ -28,6 +28,7 @@ from lore_daemon.sync.preflight import (
     PrimaryFetch,
     dry_run_entities,
     fetch_primaries,
+    fetch_reporter,
     preflight_entities,
     project_failures,
     resolve_project,
@@ -51,6 +52,7 @@ async def run_preflight(
     """Validate auth and every target against GitLab. Writes nothing at all, not even a ledger row."""
     targets = resolve(engine, params)
     ctx = RunContext(engine, mode="surgical", progress=progress, project=targets.project)
+    ctx.observe_gitlab()  # retry waits show up as progress reports of this preflight
     client = engine.gitlab
     auth = protocol.AuthInfo(ok=False)
     fetched = PrimaryFetch()
@@ -69,18 +71,7 @@ async def run_preflight(
             fetched.note_error(project)
         elif not isinstance(project, BaseException):
             project_path = project.path_with_namespace
-
-            def on_fetched(target: tuple[protocol.EntityKind, int], failure: object) -> None:
-                ctx.emit(
-                    "report",
-                    f"{'#' if target[0] == 'issue' else '!'}{target[1]} "
-                    f"{'failed' if failure is not None else 'found'}",
-                    entity=protocol.ProgressEntity(
-                        kind=target[0], iid=target[1], outcome="failed" if failure else "found", stage="fetch"
-                    ),
-                )
-
-            fetched = await fetch_primaries(client, project.id, targets, on_fetched)
+            fetched = await fetch_primaries(client, project.id, targets, fetch_reporter(ctx))
     return protocol.PreflightResult(
         ok=auth.ok and not fetched.failures,
         project=project_path,

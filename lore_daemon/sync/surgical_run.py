@@ -30,6 +30,7 @@ from lore_daemon.sync.preflight import (
     PrimaryFetch,
     Target,
     fetch_primaries,
+    fetch_reporter,
     project_failures,
     resolve_project,
 )
@@ -157,8 +158,8 @@ class SurgicalRun:
                 ctx.failures.extend(project_failures(self.targets, exc))
                 raise
             fetched = await fetch_primaries(
-                client, project.id, self.targets,
-                on_fetched=self._on_fetched, on_started=functools.partial(self._start_dependents, project.id),
+                client, project.id, self.targets, fetch_reporter(ctx),
+                on_started=functools.partial(self._start_dependents, project.id),
             )
         ctx.counters.issues_fetched = len(fetched.issues)
         ctx.counters.mrs_fetched = len(fetched.mrs)
@@ -175,13 +176,6 @@ class SurgicalRun:
         for kind, iid in self.table.targets:
             coro = fetch_dependents(client, project_id, kind, iid, STAGES_FOR[kind])
             self.dep_tasks[(kind, iid)] = asyncio.create_task(coro, name=f"lore-dependents:{kind}:{iid}")
-
-    def _on_fetched(self, target: Target, failure: protocol.EntityFailure | None) -> None:
-        outcome = "failed" if failure is not None else "found"
-        self.ctx.emit(
-            "report", f"{_label(target)} {outcome}",
-            entity=protocol.ProgressEntity(kind=target[0], iid=target[1], outcome=outcome, stage="fetch"),
-        )
 
     async def _ingest(self, project: Project, fetched: PrimaryFetch) -> None:
         ctx, engine = self.ctx, self.engine

@@ -69,33 +69,35 @@ class WriteResult:
 
 def _claim(conn: apsw.Connection, owner: str, limit: int, stale_claim_ms: int) -> Claimed:
     """Claim a batch; complete at once the jobs with nothing to do; group the rest by parent."""
-    groups: dict[tuple[int, str, int], EntityWork] = {}
+    by_parent: dict[tuple[int, str, int], list[DependentJob]] = {}
+    work: list[EntityWork] = []
     satisfied = 0
     with conn:
         jobs = queue.claim_jobs(
             conn, owner=owner, now_ms=now_ms(), limit=limit, stale_claim_ms=stale_claim_ms
         )
         for job in jobs:
-            kind = kind_of(job.entity_type)
-            local = local_entity_state(conn, job.project_id, kind, job.entity_iid)
-            target = job.target_updated_at
-            if local is None or local.gitlab_id != job.entity_id:
-                queue.complete_job(conn, job.id, owner=owner)  # the parent is gone or was replaced
-                satisfied += 1
-                continue
-            mark = local.watermarks.get(WATERMARK_FOR_STAGE[STAGE_FOR_JOB_TYPE[job.job_type]])
-            if mark is not None and mark >= (target if target is not None else local.updated_at_ms):
-                queue.complete_job(conn, job.id, owner=owner)
-                satisfied += 1
-                continue
-            key = (job.project_id, job.entity_type, job.entity_iid)
-            work = groups.get(key)
-            if work is None:
-                work = groups[key] = EntityWork(
-                    job.project_id, kind, job.entity_iid, job.entity_id, local.updated_at_ms
-                )
-            work.jobs.append(job)
-    return Claimed(list(groups.values()), len(jobs), satisfied)
+            by_parent.setdefault((job.project_id, job.entity_type, job.entity_iid), []).append(job)
+        for (project_id, entity_type, iid), parent_jobs in by_parent.items():
+            kind = kind_of(entity_type)
+            local = local_entity_state(conn, project_id, kind, iid)
+            todo = EntityWork(project_id, kind, iid, parent_jobs[0].entity_id, 0)
+            for job in parent_jobs:
+                if local is None or local.gitlab_id != job.entity_id:
+                    queue.complete_job(conn, job.id, owner=owner)  # the parent is gone or was replaced
+                    satisfied += 1
+                    continue
+                todo.fallback_updated_at = local.updated_at_ms
+                target = job.target_updated_at if job.target_updated_at is not None else local.updated_at_ms
+                mark = local.watermarks.get(WATERMARK_FOR_STAGE[STAGE_FOR_JOB_TYPE[job.job_type]])
+                if mark is not None and mark >= target:
+                    queue.complete_job(conn, job.id, owner=owner)  # already synced for this version
+                    satisfied += 1
+                    continue
+                todo.jobs.append(job)
+            if todo.jobs:
+                work.append(todo)
+    return Claimed(work, len(jobs), satisfied)
 
 
 def _write_results(

@@ -53,6 +53,15 @@ async def run_preflight(
     targets = resolve(engine, params)
     ctx = RunContext(engine, mode="surgical", progress=progress, project=targets.project)
     ctx.observe_gitlab()  # retry waits show up as progress reports of this preflight
+    try:
+        return await _preflight(engine, targets, ctx)
+    finally:
+        ctx.stop_observing_gitlab()
+
+
+async def _preflight(
+    engine: Engine, targets: ResolvedTargets, ctx: RunContext
+) -> protocol.PreflightResult:
     client = engine.gitlab
     auth = protocol.AuthInfo(ok=False)
     fetched = PrimaryFetch()

@@ -84,8 +84,14 @@ class SurgicalRun:
     # ------------------------------------------------------------------------------- driver
 
     async def execute(self) -> protocol.SyncResult:
+        self.ctx.observe_gitlab()
+        try:
+            return await self._execute()
+        finally:
+            self.ctx.stop_observing_gitlab()
+
+    async def _execute(self) -> protocol.SyncResult:
         ctx, sync = self.ctx, self.engine.config.sync
-        ctx.observe_gitlab()
         await ctx.write(_close_abandoned, sync.stale_lock_ms)  # runs of dead processes → ABANDONED
         await ctx.ledger_start(self.table.requested(self.params))
         assert ctx.run_id is not None

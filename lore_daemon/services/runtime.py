@@ -12,6 +12,7 @@ cancel them and *wait* until each run has recorded ``cancelled`` and released it
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import time
@@ -56,6 +57,9 @@ def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+ENGINE_MODULES = ("lore_daemon.sync.surgical", "lore_daemon.sync.standard")
+
+
 def _close_abandoned(conn: apsw.Connection, stale_ms: int) -> list[str]:
     return ledger.mark_abandoned(conn, stale_ms=stale_ms, now_ms=now_ms())
 
@@ -72,6 +76,7 @@ class Runtime:
         self._db: Database | None = None
         self._engine: Engine | None = None
         self._db_opening: asyncio.Task[Database] | None = None
+        self._engine_building: asyncio.Task[Engine] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stopping = False
 
@@ -147,25 +152,42 @@ class Runtime:
             self._db = task.result()
 
     async def engine(self) -> Engine:
-        """The engine; needs the token (TOKEN_NOT_SET otherwise). Shared by every run."""
+        """The engine; needs the token (TOKEN_NOT_SET otherwise). Shared by every run.
+
+        Built once, in a shielded task like the database, and on a worker thread: importing
+        httpx and the sync modules and creating the HTTP client take ~0.3 s that would otherwise
+        stall the event loop (and every lore/status or lore/syncRuns waiting on it).
+        """
         if self._engine is not None:
             return self._engine
-        db = await self.database()
-        if self._engine is None:  # no await from here on: no other request can interleave
-            # httpx and the sync modules load on the first GitLab request, not at start-up.
-            from lore_daemon.engine import Engine
-            from lore_daemon.gitlab.client import GitLabClient
-            from lore_daemon.sync.locking import make_owner
+        if self._engine_building is None:
+            self._engine_building = asyncio.ensure_future(self._build_engine())
+            self._engine_building.add_done_callback(self._engine_built)
+        return await asyncio.shield(self._engine_building)
 
-            config = self.config()
-            token = read_token(config, self.settings.env)
-            redact(token.reveal())  # defence in depth: the token is never logged anyway
-            gitlab = GitLabClient(
-                config.gitlab.base_url, token.reveal(), concurrency=config.sync.primary_concurrency
-            )
-            self._engine = Engine(config=config, db=db, gitlab=gitlab, owner=make_owner())
-            log.info("engine ready for %s", config.gitlab.base_url)
-        return self._engine
+    async def _build_engine(self) -> Engine:
+        db = await self.database()
+        return await asyncio.to_thread(self._make_engine, self.config(), db)
+
+    def _make_engine(self, config: Config, db: Database) -> Engine:
+        from lore_daemon.engine import Engine
+        from lore_daemon.gitlab.client import GitLabClient
+        from lore_daemon.sync.locking import make_owner
+
+        for name in ENGINE_MODULES:  # the engine imports these lazily, per run: do it now
+            importlib.import_module(name)
+        token = read_token(config, self.settings.env)
+        redact(token.reveal())  # defence in depth: the token is never logged anyway
+        gitlab = GitLabClient(
+            config.gitlab.base_url, token.reveal(), concurrency=config.sync.primary_concurrency
+        )
+        log.info("engine ready for %s", config.gitlab.base_url)
+        return Engine(config=config, db=db, gitlab=gitlab, owner=make_owner())
+
+    def _engine_built(self, task: asyncio.Task[Engine]) -> None:
+        self._engine_building = None
+        if not task.cancelled() and task.exception() is None:
+            self._engine = task.result()
 
     # ---------------------------------------------------------------------------- tasks
 
@@ -194,8 +216,9 @@ class Runtime:
     async def aclose(self) -> None:
         """Drain, then close the GitLab client and the database (idempotent)."""
         await self.drain()
-        if self._db_opening is not None:  # an open still in flight: let it finish, then close it
-            await asyncio.wait([self._db_opening])
+        for pending in (self._engine_building, self._db_opening):
+            if pending is not None:  # still being built: let it finish, then close it
+                await asyncio.wait([pending])
         engine, db = self._engine, self._db
         self._engine = self._db = None
         if engine is not None:

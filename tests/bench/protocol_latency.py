@@ -29,6 +29,7 @@ LEDGER_RUNS = 10_000
 WARM_SAMPLES = 2_000
 BUSY_SAMPLES = 600
 COLD_SPAWNS = 5
+FLOOR_PARAMS = {"runId": "no-such-run"}  # same method, no rows: the protocol + DB round trip alone
 TARGETS = {"warm_p50_ms": 2.0, "cold_over_warm": 100.0, "busy_p99_ms": 20.0, "idle_rss_mb": 80.0}
 
 
@@ -142,6 +143,26 @@ def timed_calls(daemon: Daemon, n: int, params: dict[str, Any]) -> list[float]:
     return out
 
 
+def _pcts(samples: list[float]) -> str:
+    p50, p99 = statistics.median(samples), percentile(samples, 0.99)
+    return f"p50 {p50:6.3f} ms  p99 {p99:6.3f} ms (n={len(samples)})"
+
+
+def list_runs_cost(db_path: Path, rounds: int = 200) -> float:
+    """Mean in-process time of the ledger read behind lore/syncRuns limit=20, for attribution."""
+    from lore_daemon.store.connection import open_connection
+
+    conn = open_connection(db_path, readonly=True)
+    try:
+        ledger.list_runs(conn, limit=20)
+        t0 = time.perf_counter()
+        for _ in range(rounds):
+            ledger.list_runs(conn, limit=20)
+        return (time.perf_counter() - t0) / rounds * 1000
+    finally:
+        conn.close()
+
+
 def make_env(tmp: Path, base_url: str, token: str) -> dict[str, str]:
     config = tmp / "config.toml"
     config.write_text(
@@ -198,11 +219,13 @@ def measure(base_url: str, token: str) -> int:
         d.call("initialize", {"processId": os.getpid(), "capabilities": {}})
         timed_calls(d, 100, params)  # warm-up: db open, reader threads, caches
         warm = timed_calls(d, WARM_SAMPLES, params)
+        floor = timed_calls(d, WARM_SAMPLES, FLOOR_PARAMS)
         time.sleep(0.5)
         idle_rss = d.rss_mb()
 
         # Busy: standard syncs keep running (the simulator slows every request by 10 ms).
         busy: list[float] = []
+        busy_floor: list[float] = []
         syncs = 0
         sync_id = d.send("lore/sync", {})
         while len(busy) < BUSY_SAMPLES:
@@ -211,9 +234,11 @@ def measure(base_url: str, token: str) -> int:
                 syncs += 1
                 sync_id = d.send("lore/sync", {})
             busy.extend(timed_calls(d, 1, params))
+            busy_floor.extend(timed_calls(d, 1, FLOOR_PARAMS))
         sync_reply = d.wait_for(sync_id)
         busy_rss = d.rss_mb()
         d.close()
+        in_process = list_runs_cost(tmp / "lore.db")
 
     warm_p50, warm_p99 = statistics.median(warm), percentile(warm, 0.99)
     busy_p50, busy_p99 = statistics.median(busy), percentile(busy, 0.99)
@@ -223,7 +248,10 @@ def measure(base_url: str, token: str) -> int:
         ("cold spawn -> first lore/syncRuns", f"median {cold:8.1f} ms ({COLD_SPAWNS} spawns)"),
         ("warm lore/syncRuns limit=20", f"p50 {warm_p50:6.3f} ms  p99 {warm_p99:6.3f} ms (n={len(warm)})"),
         ("cold / warm p50", f"{cold / warm_p50:8.0f} x"),
+        ("  of which ledger.list_runs(20)", f"{in_process:6.3f} ms in-process (query, decode, retry hints)"),
+        ("warm protocol floor (no rows)", _pcts(floor)),
         ("during standard syncs", f"p50 {busy_p50:6.3f} ms  p99 {busy_p99:6.3f} ms (n={len(busy)})"),
+        ("  protocol floor during syncs", _pcts(busy_floor)),
         ("  syncs run meanwhile", f"{syncs + 1}, last {sync_reply.get('result', {}).get('status')}"),
         ("idle RSS", f"{idle_rss:8.1f} MB (after syncs: {busy_rss:.1f} MB)"),
     ]

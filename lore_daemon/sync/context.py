@@ -66,6 +66,7 @@ class RunContext:
         self.phase: protocol.RunPhase = "preflight" if mode == "surgical" else "ingest"
         self.cancel_event = threading.Event()
         self._t0 = time.monotonic()
+        self._last_throttled_report = float("-inf")
         self.started_at_ms = now_ms()
         self._observer_tokens: list[contextvars.Token[Any]] = []
 
@@ -92,6 +93,15 @@ class RunContext:
             entity=entity,
         )
         self.progress(note)
+
+    def report_throttled(self, message: str, *, min_interval_ms: int = 250) -> None:
+        """A ``report`` for bulk work (pages, job batches): at most one per ``min_interval_ms``,
+        so a 50,000-issue sync does not flood the client with notifications."""
+        now = time.monotonic()
+        if now - self._last_throttled_report < min_interval_ms / 1000:
+            return
+        self._last_throttled_report = now
+        self.emit("report", message)
 
     @contextmanager
     def phase_span(self, phase: protocol.RunPhase, message: str = "") -> Iterator[None]:

@@ -61,7 +61,7 @@ async def run_docs_phase(ctx: RunContext, held: HeldLock, clock: WriteClock) -> 
         ctx.counters.documents_regenerated += batch.regenerated
         ctx.counters.documents_unchanged += batch.unchanged
         failed_sources += batch.failed
-        ctx.emit("report", f"{ctx.counters.documents_regenerated} documents regenerated")
+        ctx.report_throttled(f"{ctx.counters.documents_regenerated} documents regenerated")
     if failed_sources:
         ctx.warnings.append(
             f"{failed_sources} document regeneration attempt(s) failed; the sources stay dirty "

@@ -205,8 +205,7 @@ def _record(ctx: RunContext, result: WriteResult) -> None:
     ctx.counters.dependent_jobs_failed += len(result.failed)
     result.counts.add_to(ctx.counters)
     ctx.failures.extend(result.failed)
-    ctx.emit(
-        "report",
+    ctx.report_throttled(
         f"{ctx.counters.dependent_jobs_done} dependent jobs done, "
-        f"{ctx.counters.dependent_jobs_failed} failed",
+        f"{ctx.counters.dependent_jobs_failed} failed"
     )

@@ -211,4 +211,4 @@ async def _ingest_page(
     ctx.counters.skipped_stale += outcome.skipped_stale
     fetched = ctx.counters.issues_fetched if issues else ctx.counters.mrs_fetched
     label = "issues" if issues else "merge requests"
-    ctx.emit("report", f"{project.path_with_namespace}: {fetched} {label} fetched")
+    ctx.report_throttled(f"{project.path_with_namespace}: {fetched} {label} fetched")

@@ -9,6 +9,7 @@ all build actions without import cycles.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Iterable, Sequence
@@ -23,14 +24,27 @@ from lore_daemon.protocol import EntityFailure, EntityKind, RecoveryAction, RpcR
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+@functools.cache
+def _wire_fields(struct_type: type[msgspec.Struct]) -> tuple[tuple[str, str, Any], ...]:
+    """(attribute, wire name, default) per field; cached because ``lore/syncRuns`` calls
+    ``_params`` for every listed run and reflecting on the type each time dominated its latency."""
+    return tuple(
+        (
+            f.name,
+            f.encode_name,
+            f.default if f.default is not msgspec.NODEFAULT else f.default_factory(),
+        )
+        for f in msgspec.structs.fields(struct_type)
+    )
+
+
 def _params(params: msgspec.Struct) -> dict[str, Any]:
     """Wire form of a params Struct: camelCase keys, defaults left out (what a client would send)."""
     built: dict[str, Any] = {}
-    for field in msgspec.structs.fields(params):
-        value = getattr(params, field.name)
-        default = field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
+    for name, wire_name, default in _wire_fields(type(params)):
+        value = getattr(params, name)
         if value != default:
-            built[field.encode_name] = msgspec.to_builtins(value)
+            built[wire_name] = msgspec.to_builtins(value)
     return built
 
 

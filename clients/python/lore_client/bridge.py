@@ -28,13 +28,16 @@ _EXIT_BY_CODE = {
     "GITLAB_NOT_FOUND": 5, "PREFLIGHT_FAILED": 5,
     "GITLAB_RATE_LIMITED": 6, "GITLAB_UNAVAILABLE": 6, "GITLAB_BAD_RESPONSE": 6,
     "LOCK_TIMEOUT": 7, "CANCELLED": 130,
+    "PARSE_ERROR": 2, "INVALID_REQUEST": 2, "METHOD_NOT_FOUND": 2,
+    "GITLAB_REQUEST_FAILED": 9, "DB_ERROR": 9, "ABANDONED": 9, "INTERNAL": 1,
 }
+"""Exit code per error code; every code of ``lore_daemon.errors.CODES`` is listed (a test checks)."""
 
 
 def exit_code_for_error(code: str | None) -> int:
-    if code is None or code == "INTERNAL":
+    if code is None:
         return 1
-    return _EXIT_BY_CODE.get(code, 9)
+    return _EXIT_BY_CODE.get(code, 1)
 
 
 def exit_code_for_result(result: protocol.SyncResult) -> int:

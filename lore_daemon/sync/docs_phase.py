@@ -5,8 +5,9 @@ nothing to do. ``store.documents`` writes a document only when its content hash 
 unchanged source costs a render and no write. A source that keeps failing to render is parked by
 the store after a few attempts (its error is kept on the dirty row) and reported as a warning here.
 
-``embed`` runs after the ``sync`` lock is released, under its own ``embed`` lock. With the
-embedding provider ``none`` (the only one this version ships) it is skipped and says so.
+``embed`` runs after the ``sync`` lock is released and goes through the shared embed phase
+(``sync/embed.py``: its own ``embed`` lock, exactly the documents this run regenerated). With the
+embedding provider ``none`` (the only one this version ships) it is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import apsw
 
 from lore_daemon.store.documents import drain_dirty
 from lore_daemon.sync.context import RunCancelled, RunContext
+from lore_daemon.sync.embed import Embedder, run_embed_phase
 from lore_daemon.sync.locking import HeldLock
 from lore_daemon.sync.write_clock import WriteClock
 from lore_daemon.timeutil import now_ms
@@ -29,18 +31,20 @@ EMBED_SKIPPED_NO_EMBED = "embed phase skipped: the request asked for noEmbed"
 @dataclass(frozen=True, slots=True)
 class DocsBatch:
     regenerated: int
+    regenerated_ids: list[int]  # only collected when an embedder will use them
     unchanged: int
     deleted: int
     failed: int
     processed: int
 
 
-def _drain_batch(conn: apsw.Connection, ctx: RunContext, batch: int) -> DocsBatch:
+def _drain_batch(conn: apsw.Connection, ctx: RunContext, batch: int, keep_ids: bool) -> DocsBatch:
     with conn:
         ctx.check_cancelled()
         outcome = drain_dirty(conn, now_ms=now_ms(), batch=batch)
     return DocsBatch(
         regenerated=len(outcome.regenerated_ids),
+        regenerated_ids=outcome.regenerated_ids if keep_ids else [],
         unchanged=len(outcome.unchanged_ids),
         deleted=outcome.deleted,
         failed=len(outcome.failed),
@@ -48,16 +52,23 @@ def _drain_batch(conn: apsw.Connection, ctx: RunContext, batch: int) -> DocsBatc
     )
 
 
-async def run_docs_phase(ctx: RunContext, held: HeldLock, clock: WriteClock) -> None:
-    """Regenerate documents for every dirty source (not only this run's), batch by batch."""
+async def run_docs_phase(
+    ctx: RunContext, held: HeldLock, clock: WriteClock, *, keep_ids: bool
+) -> list[int]:
+    """Regenerate documents for every dirty source (not only this run's), batch by batch.
+
+    Returns the regenerated document ids when ``keep_ids`` (an embedder will embed them), else [].
+    """
+    regenerated_ids: list[int] = []
     failed_sources = 0
     while True:
         if ctx.cancel_event.is_set():
             raise RunCancelled("The run was cancelled.", "CANCELLED", "Retry the run when ready.")
         held.ensure_held()
-        batch = await clock.write(ctx, "docs", _drain_batch, ctx, DOCS_BATCH)
+        batch = await clock.write(ctx, "docs", _drain_batch, ctx, DOCS_BATCH, keep_ids)
         if batch.processed == 0:
             break
+        regenerated_ids.extend(batch.regenerated_ids)
         ctx.counters.documents_regenerated += batch.regenerated
         ctx.counters.documents_unchanged += batch.unchanged
         failed_sources += batch.failed
@@ -67,14 +78,21 @@ async def run_docs_phase(ctx: RunContext, held: HeldLock, clock: WriteClock) -> 
             f"{failed_sources} document regeneration attempt(s) failed; the sources stay dirty "
             "with their error recorded (see lore/status)"
         )
+    return regenerated_ids
 
 
-async def run_embed_phase(ctx: RunContext, *, no_embed: bool) -> None:
-    """Embed the regenerated documents. No provider ships yet: record why it was skipped."""
+async def run_standard_embed(
+    ctx: RunContext, embedder: Embedder | None, document_ids: list[int], *, no_embed: bool
+) -> None:
+    """Embed the documents this run regenerated, through the shared embed phase (``embed`` lock,
+    exact scope). No provider ships yet: record why the phase was skipped."""
     if no_embed:
         ctx.emit("report", EMBED_SKIPPED_NO_EMBED)
         return
-    if ctx.engine.config.embedding.provider == "none":
+    if embedder is None:
         ctx.warnings.append(EMBED_SKIPPED_NONE)
         ctx.emit("report", EMBED_SKIPPED_NONE)
         return
+    outcome = await run_embed_phase(ctx, document_ids, embedder=embedder, no_embed=False)
+    if outcome.error is not None:
+        ctx.warnings.append(f"embedding failed ({outcome.error.code}): {outcome.error.message}")

@@ -41,8 +41,9 @@ from lore_daemon.store import ledger
 from lore_daemon.store.locks import LockInfo
 from lore_daemon.sync import recovery
 from lore_daemon.sync.context import RunCancelled, RunContext, robot_error
-from lore_daemon.sync.docs_phase import run_docs_phase, run_embed_phase
+from lore_daemon.sync.docs_phase import run_docs_phase, run_standard_embed
 from lore_daemon.sync.drain_phase import drain_dependents, release_claims
+from lore_daemon.sync.embed import Embedder, embedder_for
 from lore_daemon.sync.ingest_phase import ingest_project
 from lore_daemon.sync.locking import HeldLock, acquire_lock, run_heartbeat
 from lore_daemon.sync.write_clock import WriteClock
@@ -98,12 +99,13 @@ async def run_standard_sync(
     ``LoreError`` for problems that prevent the run from starting (config, auth, unknown project)
     and ``CancelledError`` after a cancelled run was recorded."""
     paths = _project_paths(engine, params)
+    embedder = None if params.no_embed else embedder_for(engine.config)
     single = paths[0] if len(paths) == 1 else None
     ctx = RunContext(engine, mode="standard", progress=progress, project=single)
     ctx.observe_gitlab()
     try:
         projects, early_error = await _resolve(engine, paths)
-        return await _run(ctx, params, paths, projects, early_error)
+        return await _run(ctx, params, paths, projects, early_error, embedder)
     finally:
         ctx.stop_observing_gitlab()
 
@@ -114,16 +116,17 @@ async def _run(
     paths: list[str],
     projects: list[Project],
     early_error: GitLabError | None,
+    embedder: Embedder | None,
 ) -> protocol.SyncResult:
     engine = ctx.engine
     sync_cfg = engine.config.sync
     await ctx.write(_mark_abandoned, sync_cfg.stale_lock_ms)
-    await ctx.ledger_start(protocol.RequestedTargets(projects=paths))
-    assert ctx.run_id is not None
-    ctx.emit("begin", f"standard sync of {', '.join(paths)}")
     clock = WriteClock()
     held: HeldLock | None = None
     try:
+        await ctx.ledger_start(protocol.RequestedTargets(projects=paths))
+        assert ctx.run_id is not None
+        ctx.emit("begin", f"standard sync of {', '.join(paths)}")
         if early_error is not None:
             raise early_error
         async with run_heartbeat(engine.db, ctx.run_id, stale_ms=sync_cfg.stale_lock_ms):
@@ -142,13 +145,13 @@ async def _run(
             await drain_dependents(ctx, held, clock, stale_claim_ms=sync_cfg.stale_lock_ms)
         with ctx.phase_span("docs"):
             await ctx.ledger_update()
-            await run_docs_phase(ctx, held, clock)
+            regenerated = await run_docs_phase(ctx, held, clock, keep_ids=embedder is not None)
         held.ensure_held()
         await held.release()
         with ctx.phase_span("embed"):
             clock.record(ctx)
             await ctx.ledger_update()
-            await run_embed_phase(ctx, no_embed=params.no_embed)
+            await run_standard_embed(ctx, embedder, regenerated, no_embed=params.no_embed)
         clock.record(ctx)
         ctx.failures.sort(key=lambda f: (f.kind != "issue", f.iid, f.stage))
         status: ledger.FinalStatus = "partial" if ctx.failures else "succeeded"

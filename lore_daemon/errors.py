@@ -89,9 +89,14 @@ CODES: dict[str, CodeInfo] = {
         ("checkTarget",),
     ),
     "TOO_MANY_TARGETS": CodeInfo(
-        "More than 100 distinct entities in one surgical request.", False, RPC_INVALID_PARAMS, ("checkTarget",)
+        "More than 100 distinct entities in one surgical request.",
+        False,
+        RPC_INVALID_PARAMS,
+        ("checkTarget",),
     ),
-    "NO_TARGETS": CodeInfo("A surgical request named no entity.", False, RPC_INVALID_PARAMS, ("checkTarget",)),
+    "NO_TARGETS": CodeInfo(
+        "A surgical request named no entity.", False, RPC_INVALID_PARAMS, ("checkTarget",)
+    ),
     "PROJECT_REQUIRED": CodeInfo(
         "Bare IIDs or short references were given without a project and none could be inferred.",
         False,
@@ -148,7 +153,10 @@ CODES: dict[str, CodeInfo] = {
         ("retryRun",),
     ),
     "CANCELLED": CodeInfo(
-        "The run was cancelled by the client, a disconnect or SIGTERM.", True, RPC_REQUEST_CANCELLED, ("retryRun",)
+        "The run was cancelled by the client, a disconnect or SIGTERM.",
+        True,
+        RPC_REQUEST_CANCELLED,
+        ("retryRun",),
     ),
     "INTERNAL": CodeInfo("An unexpected internal error.", False, RPC_INTERNAL_ERROR, ()),
     # Protocol-level failures: the message itself could not be served (no method ran).
@@ -262,21 +270,32 @@ def gitlab_error_for_status(status: int, message: str, *, retry_after_ms: int | 
     """Map a final HTTP status to the matching typed error."""
     if status == 401:
         return GitLabAuthError(
-            message, "GITLAB_AUTH_FAILED", "Check that the token is valid and not expired.", http_status=status
+            message,
+            "GITLAB_AUTH_FAILED",
+            "Check that the token is valid and not expired.",
+            http_status=status,
         )
     if status == 403:
         return GitLabForbiddenError(
-            message, "GITLAB_FORBIDDEN", "Give the token read_api scope and access to the project.", http_status=status
+            message,
+            "GITLAB_FORBIDDEN",
+            "Give the token read_api scope and access to the project.",
+            http_status=status,
         )
     if status == 404:
         return GitLabNotFoundError(
-            message, "GITLAB_NOT_FOUND", "Check the project path and IID, and that the token can see them.",
+            message,
+            "GITLAB_NOT_FOUND",
+            "Check the project path and IID, and that the token can see them.",
             http_status=status,
         )
     if status == 429:
         return GitLabRateLimitedError(
-            message, "GITLAB_RATE_LIMITED", "Wait for the rate limit to reset, then retry.",
-            http_status=status, retry_after_ms=retry_after_ms,
+            message,
+            "GITLAB_RATE_LIMITED",
+            "Wait for the rate limit to reset, then retry.",
+            http_status=status,
+            retry_after_ms=retry_after_ms,
         )
     if status >= 500:
         return GitLabUnavailableError(

@@ -60,14 +60,14 @@ def clear_dirty_if_not_newer(
 
     Returns how many rows were deleted. Rows of keys not named are never touched.
     """
-    deleted = 0
-    for source_type, source_id in unique_keys(keys):
-        conn.execute(
-            "DELETE FROM dirty_sources WHERE source_type = ? AND source_id = ? AND queued_at <= ?",
-            (source_type, source_id, generated_at_ms),
-        )
-        deleted += conn.changes()
-    return deleted
+    rows = [(source_type, source_id, generated_at_ms) for source_type, source_id in unique_keys(keys)]
+    if not rows:
+        return 0
+    before = conn.total_changes()
+    conn.executemany(
+        "DELETE FROM dirty_sources WHERE source_type = ? AND source_id = ? AND queued_at <= ?", rows
+    )
+    return conn.total_changes() - before
 
 
 def record_dirty_failure(conn: apsw.Connection, key: SourceKey, *, error: str) -> None:

@@ -4,6 +4,13 @@ A document is written only when its content hash (or url/project) differs, so re
 unchanged source costs a read and no write, and embeddings keyed on the hash stay valid. A source
 that no longer exists loses its document. ``documents_fts`` follows through the schema's triggers.
 
+Writes are batched: new documents go in as one multi-row INSERT and changed ones as one multi-row
+UPDATE per chunk of ``WRITE_CHUNK``. FTS5 flushes its pending index data at the end of every
+statement that touches it, so one statement per document paid a segment write (and later merges)
+per document; one per chunk cut the document write cost by about 3x. A statement is atomic, so
+when a chunk fails nothing of it was written and its documents are retried one by one: a source
+that fails alone is still isolated.
+
 Surgical runs call :func:`regenerate_documents` with the keys their ingest touched, then
 :func:`~lore_daemon.store.dirty.clear_dirty_if_not_newer`; they never drain the global queue.
 Standard sync calls :func:`drain_dirty`. Every function runs inside the caller's transaction.
@@ -12,9 +19,11 @@ Standard sync calls :func:`drain_dirty`. Every function runs inside the caller's
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
 
 import apsw
 
@@ -23,6 +32,7 @@ from lore_daemon.store.keys import SourceKey, unique_keys
 from lore_daemon.store.render import Rendered, render_source
 
 DEFAULT_MAX_ATTEMPTS = 3
+WRITE_CHUNK = 100  # documents per multi-row statement (measured: 100 beats 25 and 250)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,57 +50,135 @@ def content_hash(title: str, content: str) -> str:
     return hashlib.sha256(f"{title}\x00{content}".encode()).hexdigest()
 
 
-_SELECT = """
-SELECT id, content_hash, url, project_id FROM documents WHERE source_type = ? AND source_id = ?
+_EXISTING = """
+SELECT k.value ->> 0, k.value ->> 1, d.id, d.content_hash, d.url, d.project_id
+FROM json_each(?) AS k
+JOIN documents AS d ON d.source_type = k.value ->> 0 AND d.source_id = k.value ->> 1
 """
-_INSERT = """
+_INSERT_HEAD = """
 INSERT INTO documents (source_type, source_id, project_id, title, content, content_hash, url, generated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
-"""
-_UPDATE = """
-UPDATE documents SET project_id = ?, title = ?, content = ?, content_hash = ?, url = ?, generated_at = ?
-WHERE id = ?
+VALUES """
+_INSERT_ROW = "(?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_TAIL = " RETURNING source_type, source_id, id"
+_UPDATE_HEAD = "WITH v (id, project_id, title, content, content_hash, url, generated_at) AS (VALUES "
+_UPDATE_ROW = "(?, ?, ?, ?, ?, ?, ?)"
+_UPDATE_TAIL = """)
+UPDATE documents SET project_id = v.project_id, title = v.title, content = v.content,
+    content_hash = v.content_hash, url = v.url, generated_at = v.generated_at
+FROM v WHERE documents.id = v.id
 """
 
+Existing = tuple[int, str, str | None, int | None]  # document id, content hash, url, project id
+Status = Literal["regenerated", "unchanged", "deleted", "absent"]
+OnError = Callable[[SourceKey, Exception], None]
+WriteKind = Literal["insert", "update"]
+Chunk = list[tuple[SourceKey, tuple[Any, ...]]]  # key, bound values
 
-def write_document(
-    conn: apsw.Connection, key: SourceKey, rendered: Rendered | None, *, now_ms: int
-) -> tuple[Literal["regenerated", "unchanged", "deleted", "absent"], int | None]:
-    """Store one rendered document (or delete it when ``rendered`` is None); returns what happened
-    and the document id."""
-    source_type, source_id = key
-    existing = conn.execute(_SELECT, (source_type, source_id)).fetchone()
-    if rendered is None:
+
+@lru_cache(maxsize=2 * WRITE_CHUNK)
+def _multi_row_sql(kind: WriteKind, rows: int) -> str:
+    """A multi-row statement of ``rows`` placeholder groups (fixed text per size: cached by apsw)."""
+    if kind == "insert":
+        return _INSERT_HEAD + ", ".join([_INSERT_ROW] * rows) + _INSERT_TAIL
+    return _UPDATE_HEAD + ", ".join([_UPDATE_ROW] * rows) + _UPDATE_TAIL
+
+
+def existing_documents(conn: apsw.Connection, keys: list[SourceKey]) -> dict[SourceKey, Existing]:
+    """The stored document (id, hash, url, project) of each key that has one, in one query."""
+    if not keys:
+        return {}
+    found: dict[SourceKey, Existing] = {}
+    for source_type, source_id, doc_id, digest, url, project_id in conn.execute(
+        _EXISTING, (json.dumps(keys),)
+    ):
+        found[(str(source_type), int(source_id))] = (int(doc_id), str(digest), url, project_id)
+    return found
+
+
+class _DocumentBatch:
+    """Collects one batch's document writes and applies them in few statements.
+
+    ``results`` maps every key that went through to (status, document id); a key whose write
+    failed is reported to ``on_error`` (or the error propagates when there is none) instead.
+    """
+
+    def __init__(self, conn: apsw.Connection, now_ms: int, on_error: OnError | None) -> None:
+        self.conn = conn
+        self.now_ms = now_ms
+        self.on_error = on_error
+        self.results: dict[SourceKey, tuple[Status, int | None]] = {}
+        self._inserts: Chunk = []
+        self._updates: Chunk = []
+
+    def add(self, key: SourceKey, rendered: Rendered | None, existing: Existing | None) -> None:
+        if rendered is None:
+            if existing is None:
+                self.results[key] = ("absent", None)
+                return
+            self.conn.execute("DELETE FROM documents WHERE id = ?", (existing[0],))  # one statement
+            self.results[key] = ("deleted", existing[0])
+            return
+        digest = content_hash(rendered.title, rendered.content)
         if existing is None:
-            return ("absent", None)
-        conn.execute("DELETE FROM documents WHERE id = ?", (existing[0],))
-        return ("deleted", int(existing[0]))
-    digest = content_hash(rendered.title, rendered.content)
-    if existing is not None:
-        doc_id = int(existing[0])
-        if tuple(existing[1:]) == (digest, rendered.url, rendered.project_id):
-            return ("unchanged", doc_id)
-        conn.execute(
-            _UPDATE,
-            (rendered.project_id, rendered.title, rendered.content, digest, rendered.url, now_ms, doc_id),
-        )
-        return ("regenerated", doc_id)
-    row = conn.execute(
-        _INSERT,
-        (source_type, source_id, rendered.project_id, rendered.title, rendered.content, digest,
-         rendered.url, now_ms),
-    ).fetchone()
-    assert row is not None  # INSERT ... RETURNING yields the new row
-    return ("regenerated", int(row[0]))
+            self._inserts.append(
+                (key, (*key, rendered.project_id, rendered.title, rendered.content, digest, rendered.url,
+                       self.now_ms))
+            )
+        elif existing[1:] == (digest, rendered.url, rendered.project_id):
+            self.results[key] = ("unchanged", existing[0])
+        else:
+            self._updates.append((key, (existing[0], rendered.project_id, rendered.title, rendered.content,
+                                        digest, rendered.url, self.now_ms)))
+
+    def flush(self) -> None:
+        for start in range(0, len(self._updates), WRITE_CHUNK):
+            self._apply("update", self._updates[start:start + WRITE_CHUNK])
+        for start in range(0, len(self._inserts), WRITE_CHUNK):
+            self._apply("insert", self._inserts[start:start + WRITE_CHUNK])
+        self._inserts, self._updates = [], []
+
+    def _apply(self, kind: WriteKind, chunk: Chunk) -> None:
+        try:
+            self._run(kind, chunk)
+            return
+        except Exception as exc:
+            if len(chunk) == 1:
+                self._failed(chunk[0][0], exc)
+                return
+        for one in chunk:  # the chunk's statement rolled back as a whole: retry each alone
+            try:
+                self._run(kind, [one])
+            except Exception as exc:
+                self._failed(one[0], exc)
+
+    def _failed(self, key: SourceKey, exc: Exception) -> None:
+        if self.on_error is None:
+            raise exc
+        self.on_error(key, exc)
+
+    def _run(self, kind: WriteKind, chunk: Chunk) -> None:
+        params = [value for _, row in chunk for value in row]
+        if kind == "update":
+            self.conn.execute(_multi_row_sql("update", len(chunk)), params)
+            for key, row in chunk:
+                self.results[key] = ("regenerated", int(row[0]))
+            return
+        for source_type, source_id, doc_id in self.conn.execute(_multi_row_sql("insert", len(chunk)), params):
+            self.results[(str(source_type), int(source_id))] = ("regenerated", int(doc_id))
 
 
-def regenerate_documents(conn: apsw.Connection, keys: Iterable[SourceKey], *, now_ms: int) -> DocsOutcome:
-    """Render and store the documents of exactly ``keys``; ``generated_at`` is ``now_ms``."""
+def _outcome(
+    keys: list[SourceKey], batch: _DocumentBatch, now_ms: int, failed: list[SourceKey]
+) -> DocsOutcome:
+    """Tally the batch's results in key order (ids come out in the order the keys were given)."""
     regenerated: list[int] = []
     unchanged: list[int] = []
     deleted = absent = 0
-    for key in unique_keys(keys):
-        status, doc_id = write_document(conn, key, render_source(conn, key), now_ms=now_ms)
+    for key in keys:
+        result = batch.results.get(key)
+        if result is None:
+            continue  # failed
+        status, doc_id = result
         if status == "regenerated" and doc_id is not None:
             regenerated.append(doc_id)
         elif status == "unchanged" and doc_id is not None:
@@ -99,8 +187,19 @@ def regenerate_documents(conn: apsw.Connection, keys: Iterable[SourceKey], *, no
             deleted += 1
         else:
             absent += 1
-    processed = len(regenerated) + len(unchanged) + deleted + absent
-    return DocsOutcome(regenerated, unchanged, deleted, now_ms, processed=processed)
+    processed = len(regenerated) + len(unchanged) + deleted + absent + len(failed)
+    return DocsOutcome(regenerated, unchanged, deleted, now_ms, failed, processed=processed)
+
+
+def regenerate_documents(conn: apsw.Connection, keys: Iterable[SourceKey], *, now_ms: int) -> DocsOutcome:
+    """Render and store the documents of exactly ``keys``; ``generated_at`` is ``now_ms``."""
+    wanted = unique_keys(keys)
+    existing = existing_documents(conn, wanted)
+    batch = _DocumentBatch(conn, now_ms, on_error=None)
+    for key in wanted:
+        batch.add(key, render_source(conn, key), existing.get(key))
+    batch.flush()
+    return _outcome(wanted, batch, now_ms, [])
 
 
 def drain_dirty(
@@ -108,26 +207,25 @@ def drain_dirty(
 ) -> DocsOutcome:
     """Standard sync: regenerate one batch of the global dirty queue, oldest first, and clear it.
 
-    Each source runs in its own savepoint: one that fails is rolled back, keeps its dirty row with
-    the error recorded, and is passed over once it failed ``max_attempts`` times (until re-dirtied).
-    Call repeatedly until a batch comes back empty.
+    Each source stands alone: rendering only reads, and a failed write statement leaves nothing
+    behind (a failed chunk is retried source by source). A source that fails keeps its dirty row
+    with the error recorded, and is passed over once it failed ``max_attempts`` times (until
+    re-dirtied). Call repeatedly until a batch comes back empty.
     """
-    regenerated: list[int] = []
-    unchanged: list[int] = []
-    deleted = 0
-    done: list[SourceKey] = []
+    keys = [key for key, _queued_at in dirty_keys(conn, limit=batch, max_attempts=max_attempts)]
+    existing = existing_documents(conn, keys)
     failed: list[SourceKey] = []
-    for key, _queued_at in dirty_keys(conn, limit=batch, max_attempts=max_attempts):
+
+    def park(key: SourceKey, exc: Exception) -> None:
+        record_dirty_failure(conn, key, error=f"{type(exc).__name__}: {exc}")
+        failed.append(key)
+
+    writes = _DocumentBatch(conn, now_ms, on_error=park)
+    for key in keys:
         try:
-            with conn:  # savepoint per source
-                one = regenerate_documents(conn, [key], now_ms=now_ms)
+            writes.add(key, render_source(conn, key), existing.get(key))
         except Exception as exc:  # any failure parks this one source, not the whole batch
-            record_dirty_failure(conn, key, error=f"{type(exc).__name__}: {exc}")
-            failed.append(key)
-            continue
-        regenerated += one.regenerated_ids
-        unchanged += one.unchanged_ids
-        deleted += one.deleted
-        done.append(key)
-    clear_dirty_if_not_newer(conn, done, generated_at_ms=now_ms)
-    return DocsOutcome(regenerated, unchanged, deleted, now_ms, failed, processed=len(done) + len(failed))
+            park(key, exc)
+    writes.flush()
+    clear_dirty_if_not_newer(conn, [key for key in keys if key in writes.results], generated_at_ms=now_ms)
+    return _outcome(keys, writes, now_ms, failed)

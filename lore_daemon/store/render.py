@@ -9,6 +9,7 @@ and so force a re-embedding, without changing what the document is about.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import apsw
@@ -37,11 +38,21 @@ def render_source(conn: apsw.Connection, key: SourceKey) -> Rendered | None:
     return _render_discussion(conn, source_id)
 
 
+_EPOCH = datetime(1970, 1, 1)  # naive UTC: adding a timedelta is the cheapest exact ms -> date
+_PADDED_YEARS = 1000  # from here on isoformat and ms_to_iso (strftime) agree on the year digits
+
+
 def _day(ms: int | None) -> str | None:
-    return ms_to_iso(ms)[:10] if ms is not None else None
+    if ms is None:
+        return None
+    moment = _EPOCH + timedelta(milliseconds=ms)
+    return moment.date().isoformat() if moment.year >= _PADDED_YEARS else ms_to_iso(ms)[:10]
 
 
 def _minute(ms: int) -> str:
+    moment = _EPOCH + timedelta(milliseconds=ms)
+    if moment.year >= _PADDED_YEARS:
+        return moment.isoformat(" ", "minutes")
     iso = ms_to_iso(ms)
     return f"{iso[:10]} {iso[11:16]}"
 
@@ -194,21 +205,21 @@ def _render_mr(conn: apsw.Connection, gitlab_id: int) -> Rendered | None:
     return Rendered(doc_title, _compose(doc_title, fields, description), url, project_id)
 
 
+# The discussion, its parent and its notes in one query (one row with NULL notes when it has none).
 _DISCUSSION = """
 SELECT d.noteable_type, d.project_id,
        coalesce(i.iid, m.iid), coalesce(i.title, m.title), coalesce(i.web_url, m.web_url),
-       p.path_with_namespace
+       p.path_with_namespace,
+       n.gitlab_id, n.author_username, n.created_at, n.body, n.system, n.note_type,
+       n.position_old_path, n.position_new_path, n.position_old_line, n.position_new_line,
+       n.resolvable, n.resolved
 FROM discussions AS d
 LEFT JOIN issues AS i ON d.noteable_type = 'issue' AND i.gitlab_id = d.noteable_id
 LEFT JOIN merge_requests AS m ON d.noteable_type = 'merge_request' AND m.gitlab_id = d.noteable_id
 LEFT JOIN projects AS p ON p.gitlab_id = d.project_id
+LEFT JOIN notes AS n ON n.discussion_id = d.id
 WHERE d.id = ?
-"""
-
-_NOTES = """
-SELECT gitlab_id, author_username, created_at, body, system, note_type, position_old_path,
-       position_new_path, position_old_line, position_new_line, resolvable, resolved
-FROM notes WHERE discussion_id = ? ORDER BY created_at, gitlab_id
+ORDER BY n.created_at, n.gitlab_id
 """
 
 
@@ -224,11 +235,11 @@ def _note_line(note: tuple[Any, ...]) -> str:
 
 
 def _render_discussion(conn: apsw.Connection, local_id: int) -> Rendered | None:
-    row = conn.execute(_DISCUSSION, (local_id,)).fetchone()
-    if row is None or row[2] is None:  # the discussion, or its parent, is gone
+    rows: list[Any] = conn.execute(_DISCUSSION, (local_id,)).fetchall()
+    if not rows or rows[0][2] is None:  # the discussion, or its parent, is gone
         return None
-    noteable_type, project_id, parent_iid, parent_title, parent_url, project_path = row
-    notes = conn.execute(_NOTES, (local_id,)).fetchall()
+    noteable_type, project_id, parent_iid, parent_title, parent_url, project_path = rows[0][:6]
+    notes = [row[6:] for row in rows if row[6] is not None]
     if not notes:
         return None
     sigil = "#" if noteable_type == "issue" else "!"
@@ -236,6 +247,6 @@ def _render_discussion(conn: apsw.Connection, local_id: int) -> Rendered | None:
     resolvable = [note for note in notes if note[10]]
     resolved = "yes" if resolvable and all(note[11] for note in resolvable) else "no" if resolvable else None
     header = "\n".join([doc_title, *_lines([("Project", project_path), ("Resolved", resolved)])])
-    content = header + "\n\n" + "\n".join(_note_line(note) for note in notes)
+    content = header + "\n\n" + "\n".join([_note_line(note) for note in notes])
     url = f"{parent_url}#note_{notes[0][0]}" if parent_url else None
     return Rendered(doc_title, content, url, project_id)

@@ -38,7 +38,7 @@ ON CONFLICT (gitlab_id) DO UPDATE SET
     project_id = excluded.project_id, noteable_type = excluded.noteable_type,
     noteable_id = excluded.noteable_id, individual_note = excluded.individual_note,
     created_at = excluded.created_at, updated_at = excluded.updated_at
-RETURNING id
+RETURNING id, gitlab_id
 """
 
 _UPSERT_NOTE = """
@@ -57,8 +57,10 @@ ON CONFLICT (gitlab_id) DO UPDATE SET
     project_id = excluded.project_id
 """
 
+# The notes of the rewritten discussions that none of them sends any more (one statement per parent).
 _DELETE_GONE_NOTES = """
-DELETE FROM notes WHERE discussion_id = ? AND gitlab_id NOT IN (SELECT value FROM json_each(?))
+DELETE FROM notes WHERE discussion_id IN (SELECT value FROM json_each(?1))
+AND gitlab_id NOT IN (SELECT value FROM json_each(?2))
 """
 
 
@@ -111,6 +113,8 @@ def refresh_discussions(
 ) -> tuple[frozenset[SourceKey], int, int, bool]:
     """Bring the parent's discussions in line with ``discussions``.
 
+    The new or changed discussions are written together: one multi-row upsert each for the
+    discussions and their notes, and one delete of the notes they no longer send.
     Returns (dirtied keys, discussion count, note count, whether anything was written).
     """
     noteable_type = entity_type_of(parent_kind)
@@ -119,46 +123,53 @@ def refresh_discussions(
     before = conn.total_changes()
     touched: set[SourceKey] = set()
     note_count = 0
+    changed: list[tuple[Discussion, list[NoteRow]]] = []
     for gitlab_id, discussion in incoming.items():
         rows = list({row[0]: row for row in map(note_row, discussion.notes)}.values())
         note_count += len(rows)
-        signature = _signature(discussion.individual_note, rows)
         known = stored.get(gitlab_id)
-        if known is not None and known[1] == signature:
+        if known is not None and known[1] == _signature(discussion.individual_note, rows):
             continue
-        local_id = _write_discussion(conn, project_id, noteable_type, parent_id, discussion, rows)
-        touched.add(discussion_key(local_id))
-    for gitlab_id, (local_id, _) in stored.items():
-        if gitlab_id not in incoming:
-            conn.execute("DELETE FROM discussions WHERE id = ?", (local_id,))
-            touched.add(discussion_key(local_id))
+        changed.append((discussion, rows))
+    if changed:
+        touched.update(_write_discussions(conn, project_id, noteable_type, parent_id, changed))
+    gone = [local_id for gitlab_id, (local_id, _) in stored.items() if gitlab_id not in incoming]
+    if gone:
+        conn.executemany("DELETE FROM discussions WHERE id = ?", [(local_id,) for local_id in gone])
+        touched.update(discussion_key(local_id) for local_id in gone)
     mark_dirty(conn, touched, now_ms=now_ms)
-    changed = conn.total_changes() != before
-    return frozenset(touched), len(incoming), note_count, changed
+    changed_any = conn.total_changes() != before
+    return frozenset(touched), len(incoming), note_count, changed_any
 
 
-def _write_discussion(
+def _write_discussions(
     conn: apsw.Connection,
     project_id: int,
     noteable_type: str,
     parent_id: int,
-    discussion: Discussion,
-    rows: list[NoteRow],
-) -> int:
-    created = min((int(row[8]) for row in rows), default=None)
-    updated = max((int(row[9]) for row in rows), default=None)
-    returned = conn.execute(
-        _UPSERT_DISCUSSION,
-        (discussion.id, project_id, noteable_type, parent_id, int(discussion.individual_note),
-         created, updated),
-    ).fetchone()
-    assert returned is not None  # an upsert with RETURNING always yields its row
-    local_id = int(returned[0])
-    keep = msgspec.json.encode([row[0] for row in rows]).decode()
-    conn.execute(_DELETE_GONE_NOTES, (local_id, keep))
-    if rows:
-        conn.executemany(_UPSERT_NOTE, [(*row, local_id, project_id) for row in rows])
-    return local_id
+    changed: list[tuple[Discussion, list[NoteRow]]],
+) -> list[SourceKey]:
+    """Upsert the discussions (keeping their local ids), then replace their notes; their keys."""
+    local_ids: dict[str, int] = {
+        str(gitlab_id): int(local_id)
+        for local_id, gitlab_id in conn.executemany(
+            _UPSERT_DISCUSSION,
+            [
+                (discussion.id, project_id, noteable_type, parent_id, int(discussion.individual_note),
+                 min((row[8] for row in rows), default=None), max((row[9] for row in rows), default=None))
+                for discussion, rows in changed
+            ],
+        )
+    }
+    ids = [local_ids[discussion.id] for discussion, _ in changed]
+    keep = [row[0] for _, rows in changed for row in rows]
+    conn.execute(_DELETE_GONE_NOTES, (msgspec.json.encode(ids), msgspec.json.encode(keep)))
+    note_rows = [
+        (*row, local_ids[discussion.id], project_id) for discussion, rows in changed for row in rows
+    ]
+    if note_rows:
+        conn.executemany(_UPSERT_NOTE, note_rows)
+    return [discussion_key(local_id) for local_id in ids]
 
 
 def delete_parent_discussions(

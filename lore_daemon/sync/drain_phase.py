@@ -14,6 +14,7 @@ gone) is completed at claim time without a request.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 import apsw
@@ -39,6 +40,10 @@ from lore_daemon.timeutil import now_ms
 
 CLAIM_BATCH = 200  # jobs per claim
 LOW_WATER = 50  # claim more when fewer parents than this are being fetched
+# Jobs sharing one commit (each in its own savepoint). Bounded so the write lock is held briefly:
+# other processes' writers wait on it, and this process's lock heartbeat runs between hops.
+JOBS_PER_TRANSACTION = 64
+TRANSACTION_BUDGET_S = 0.05
 
 
 @dataclass
@@ -103,30 +108,66 @@ def _claim(conn: apsw.Connection, owner: str, limit: int, stale_claim_ms: int) -
 def _write_results(
     conn: apsw.Connection, ctx: RunContext, owner: str, results: list[tuple[EntityWork, FetchedDependents]]
 ) -> WriteResult:
-    """Store fetched dependents: one transaction per job; failed stages back off."""
+    """Store fetched dependents; failed stages back off.
+
+    Each job is atomic on its own — its writes and its ``complete_job``/``fail_job`` sit in one
+    SAVEPOINT — while up to ``JOBS_PER_TRANSACTION`` jobs (or ``TRANSACTION_BUDGET_S`` of work)
+    share one commit: a commit costs about as much as the job itself. The cancel flag is checked
+    before every job; when it is set, or a job raises (that job's savepoint is rolled back), the
+    jobs already done are committed, then the run stops.
+    """
     out = WriteResult()
-    for work, fetched in results:
-        for job in work.jobs:
-            stage = STAGE_FOR_JOB_TYPE[job.job_type]
-            now = now_ms()
-            error = fetched.errors.get(stage)
-            with conn:
-                ctx.check_cancelled()  # the safe point: raising here rolls this job back
-                if error is not None:
-                    reason = f"{error.code}: {error.message}"
-                    queue.fail_job(conn, job.id, owner=owner, error=reason, now_ms=now)
-                else:
-                    written = write_dependents(
-                        conn, fetched, parent_id=work.entity_id,
-                        parent_updated_at_ms=job.target_updated_at or work.fallback_updated_at,
-                        now_ms=now, stages=[stage],
-                    )
-                    queue.complete_job(conn, job.id, owner=owner)
-                    _merge_counts(out.counts, written.counts)
-                    out.done += 1
-            if error is not None:
-                out.failed.append(failure_of(work.kind, work.iid, stage, error))
+    pending = [(work, fetched, job) for work, fetched in results for job in work.jobs]
+    position = 0
+    while position < len(pending):
+        error: BaseException | None = None
+        batch = WriteResult()
+        deadline = time.monotonic() + TRANSACTION_BUDGET_S
+        with conn:
+            for work, fetched, job in pending[position:position + JOBS_PER_TRANSACTION]:
+                over_budget = (batch.done or batch.failed) and time.monotonic() > deadline
+                if ctx.cancel_event.is_set() or over_budget:
+                    break
+                try:
+                    with conn:  # a savepoint: this job alone rolls back
+                        _write_job(conn, owner, work, fetched, job, batch)
+                except BaseException as exc:  # re-raised once the jobs before it are committed
+                    error = exc
+                    break
+                position += 1
+        _merge(out, batch)
+        if error is not None:
+            raise error
+        ctx.check_cancelled()
     return out
+
+
+def _write_job(
+    conn: apsw.Connection, owner: str, work: EntityWork, fetched: FetchedDependents, job: DependentJob,
+    into: WriteResult,
+) -> None:
+    """One job inside its savepoint: its stage's full refresh + ``complete_job``, or ``fail_job``."""
+    stage = STAGE_FOR_JOB_TYPE[job.job_type]
+    now = now_ms()
+    error = fetched.errors.get(stage)
+    if error is not None:
+        queue.fail_job(conn, job.id, owner=owner, error=f"{error.code}: {error.message}", now_ms=now)
+        into.failed.append(failure_of(work.kind, work.iid, stage, error))
+        return
+    written = write_dependents(
+        conn, fetched, parent_id=work.entity_id,
+        parent_updated_at_ms=job.target_updated_at or work.fallback_updated_at,
+        now_ms=now, stages=[stage],
+    )
+    queue.complete_job(conn, job.id, owner=owner)
+    _merge_counts(into.counts, written.counts)
+    into.done += 1
+
+
+def _merge(into: WriteResult, add: WriteResult) -> None:
+    into.done += add.done
+    into.failed.extend(add.failed)
+    _merge_counts(into.counts, add.counts)
 
 
 def _merge_counts(into: DependentCounts, add: DependentCounts) -> None:

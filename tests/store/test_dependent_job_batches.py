@@ -1,0 +1,120 @@
+"""Dependent jobs written in shared transactions: each job is still atomic on its own.
+
+The drain phase writes several completed jobs per commit, each inside its own savepoint. These
+tests drive its writer function on a real database file with real claimed jobs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import apsw
+import pytest
+
+from lore_daemon.errors import GitLabError
+from lore_daemon.store.entities import ingest_issue
+from lore_daemon.sync import drain_phase
+from lore_daemon.sync.context import RunCancelled, RunContext
+from lore_daemon.sync.dependents import FetchedDependents, ResourceEvents
+
+OWNER = "test-owner"
+ISSUES = 6  # two jobs each: discussions, resource_events
+
+
+def _claimed_and_fetched(
+    conn: apsw.Connection, gl: Any, errors: dict[int, GitLabError] | None = None
+) -> list[tuple[drain_phase.EntityWork, FetchedDependents]]:
+    with conn:
+        for iid in range(1, ISSUES + 1):
+            ingest_issue(conn, gl.project_id, gl.issue(iid), now_ms=gl.NOW)
+    claimed = drain_phase._claim(conn, OWNER, 200, 60_000)
+    pairs = []
+    for work in claimed.work:
+        fetched = FetchedDependents(kind="issue", iid=work.iid, project_id=work.project_id)
+        fetched.results["discussions"] = [gl.discussion(f"d{work.iid}", gl.note(work.iid * 10))]
+        if errors and work.iid in errors:
+            fetched.errors["events"] = errors[work.iid]
+        else:
+            fetched.results["events"] = ResourceEvents([], [], [])
+        pairs.append((work, fetched))
+    return pairs
+
+
+def _context() -> RunContext:
+    # Only the cancel flag is used by the writer function; no engine is needed for that.
+    return RunContext(cast(Any, None), mode="standard", progress=lambda note: None)
+
+
+def _queued(conn: apsw.Connection) -> list[tuple[int, str, int]]:
+    return [
+        (int(iid), str(job_type), int(attempts))
+        for iid, job_type, attempts in conn.execute(
+            "SELECT entity_iid, job_type, attempts FROM pending_dependent_fetches"
+            " ORDER BY entity_iid, job_type"
+        )
+    ]
+
+
+def _discussion_parents(conn: apsw.Connection) -> list[int]:
+    sql = "SELECT i.iid FROM discussions AS d JOIN issues AS i ON i.gitlab_id = d.noteable_id ORDER BY i.iid"
+    return [int(row[0]) for row in conn.execute(sql)]
+
+
+def test_jobs_share_transactions_and_a_failed_fetch_backs_off_alone(
+    store_db: apsw.Connection, gl: Any, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(drain_phase, "JOBS_PER_TRANSACTION", 5)  # 12 jobs: three transactions
+    boom = GitLabError("upstream broke", "GITLAB_UNAVAILABLE", http_status=503)
+    pairs = _claimed_and_fetched(store_db, gl, errors={3: boom})
+    out = drain_phase._write_results(store_db, _context(), OWNER, pairs)
+    assert out.done == 2 * ISSUES - 1 and [(f.iid, f.stage) for f in out.failed] == [(3, "events")]
+    assert out.counts.discussions == ISSUES and out.counts.notes == ISSUES
+    assert _queued(store_db) == [(3, "resource_events", 1)]
+    assert _discussion_parents(store_db) == list(range(1, ISSUES + 1))
+
+
+def test_a_job_that_raises_rolls_back_alone_and_the_jobs_before_it_commit(
+    store_db: apsw.Connection, gl: Any, monkeypatch: pytest.MonkeyPatch
+):
+    pairs = _claimed_and_fetched(store_db, gl)
+    real = drain_phase.write_dependents
+    calls = 0
+
+    def breaks_on_the_seventh(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        written = real(*args, **kwargs)  # the job's rows are written, then it fails
+        if calls == 7:
+            raise RuntimeError("bug in job 7")
+        return written
+
+    monkeypatch.setattr(drain_phase, "write_dependents", breaks_on_the_seventh)
+    with pytest.raises(RuntimeError, match="bug in job 7"):
+        drain_phase._write_results(store_db, _context(), OWNER, pairs)
+    # Jobs 1-6 (issues 1-3) committed; job 7 (issue 4's discussions) left nothing behind.
+    assert _discussion_parents(store_db) == [1, 2, 3]
+    assert [iid for iid, _, _ in _queued(store_db)] == [4, 4, 5, 5, 6, 6]
+    watermark = store_db.execute("SELECT discussions_synced_for_updated_at FROM issues WHERE iid = 4")
+    assert watermark.fetchone() == (None,)
+
+
+def test_cancellation_commits_the_finished_jobs_and_stops_before_the_next(
+    store_db: apsw.Connection, gl: Any, monkeypatch: pytest.MonkeyPatch
+):
+    pairs = _claimed_and_fetched(store_db, gl)
+    ctx = _context()
+    real = drain_phase.write_dependents
+    calls = 0
+
+    def cancel_during_the_fifth(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            ctx.cancel_event.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(drain_phase, "write_dependents", cancel_during_the_fifth)
+    with pytest.raises(RunCancelled):
+        drain_phase._write_results(store_db, ctx, OWNER, pairs)
+    assert calls == 5 and len(_queued(store_db)) == 2 * ISSUES - 5
+    assert store_db.execute("SELECT count(*) FROM discussions").fetchone() == (3,)  # jobs 1, 3, 5

@@ -170,10 +170,10 @@ class SurgicalRun:
         ctx.counters.issues_fetched = len(fetched.issues)
         ctx.counters.mrs_fetched = len(fetched.mrs)
         self._note_retry_after(fetched.retry_after_ms)
+        self.table.record_fetched(fetched)  # found targets keep title/url/updatedAt even if the run fails
         if fetched.failures:
             ctx.failures.extend(fetched.failures)
             raise _PreflightFailed
-        self.table.record_fetched(fetched)
         return project, fetched
 
     def _start_dependents(self, project_id: int) -> None:

@@ -35,6 +35,8 @@ def test_missing_target_exits_with_not_found_class_and_recovery_actions(client_e
     assert code == 5 and 5 in BRIDGE_EXIT_CODES
     assert payload["status"] == "failed" and payload["failedPhase"] == "preflight"
     assert [(f["iid"], f["code"]) for f in payload["entityFailures"]] == [(4040, "GITLAB_NOT_FOUND")]
+    found = next(e for e in payload["entities"] if e["iid"] == 1)
+    assert found["outcome"] == "failed" and found["title"] and found["updatedAt"]  # fetched, not written
     assert any(a["command"].startswith("lore ") for a in payload["recoveryActions"])
 
 

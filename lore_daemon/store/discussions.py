@@ -30,6 +30,8 @@ FROM discussions AS d LEFT JOIN notes AS n ON n.discussion_id = d.id
 WHERE d.noteable_type = ? AND d.noteable_id = ?
 """
 
+_HAS_ANY = "SELECT 1 FROM discussions WHERE noteable_type = ? AND noteable_id = ? LIMIT 1"
+
 _UPSERT_DISCUSSION = """
 INSERT INTO discussions (gitlab_id, project_id, noteable_type, noteable_id, individual_note,
                          created_at, updated_at)
@@ -94,6 +96,8 @@ def _signature(individual_note: bool, notes: list[NoteRow]) -> Signature:
 def _stored(conn: apsw.Connection, noteable_type: str, parent_id: int) -> dict[str, tuple[int, Signature]]:
     """gitlab discussion id -> (local id, signature) for every stored discussion of the parent."""
     grouped: dict[str, tuple[int, int, list[NoteRow]]] = {}
+    if conn.execute(_HAS_ANY, (noteable_type, parent_id)).fetchone() is None:
+        return {}  # a first sync of this parent: skip the join (it costs ~10x a point lookup)
     for row in conn.execute(_LOAD, (noteable_type, parent_id)):
         local_id, gitlab_id, individual = row[0], str(row[1]), row[2]
         _, _, notes = grouped.setdefault(gitlab_id, (int(local_id), int(individual), []))
@@ -150,6 +154,8 @@ def _write_discussions(
     changed: list[tuple[Discussion, list[NoteRow]]],
 ) -> list[SourceKey]:
     """Upsert the discussions (keeping their local ids), then replace their notes; their keys."""
+    newest = conn.execute("SELECT max(id) FROM discussions").fetchone()
+    last_existing = -1 if newest is None or newest[0] is None else int(newest[0])
     local_ids: dict[str, int] = {
         str(gitlab_id): int(local_id)
         for local_id, gitlab_id in conn.executemany(
@@ -162,8 +168,11 @@ def _write_discussions(
         )
     }
     ids = [local_ids[discussion.id] for discussion, _ in changed]
-    keep = [row[0] for _, rows in changed for row in rows]
-    conn.execute(_DELETE_GONE_NOTES, (msgspec.json.encode(ids), msgspec.json.encode(keep)))
+    # A discussion inserted just now (id above the previous maximum) cannot have notes yet.
+    existed = [local_id for local_id in ids if local_id <= last_existing]
+    if existed:
+        keep = [row[0] for _, rows in changed for row in rows]
+        conn.execute(_DELETE_GONE_NOTES, (msgspec.json.encode(existed), msgspec.json.encode(keep)))
     note_rows = [
         (*row, local_ids[discussion.id], project_id) for discussion, rows in changed for row in rows
     ]

@@ -1,12 +1,17 @@
-"""``lore-daemon``: the stdio JSON-RPC server, or ``lore-daemon sim ...`` for the GitLab simulator."""
+"""``lore-daemon``: the stdio JSON-RPC server, the shared socket daemon (``--socket PATH``), or
+``lore-daemon sim ...`` for the GitLab simulator."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from lore_daemon import __version__
+
+if TYPE_CHECKING:
+    from lore_daemon.services.runtime import DaemonSettings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +33,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", metavar="PATH", help="configuration file (default: $LORE_CONFIG_PATH, then XDG)"
     )
+    parser.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="serve many clients on this Unix socket (mode 0600) instead of one on stdin/stdout",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=600.0,
+        help="with --socket: exit after this long with no connection (0: never; default 600)",
+    )
     return parser
+
+
+EXIT_ALREADY_RUNNING = 75  # EX_TEMPFAIL: another daemon holds the socket's lock; use that one
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,4 +71,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout = sys.stderr  # from here on stdout carries protocol frames only
     overrides = {"storage": {"db_path": args.db}} if args.db else {}
     settings = DaemonSettings(config_path=args.config, overrides=overrides)
+    if args.socket:
+        return _run_socket(settings, args.socket, args.idle_timeout)
     return run_stdio(settings, sys.stdin.buffer, protocol_out)
+
+
+def _run_socket(settings: DaemonSettings, path: str, idle_timeout_s: float) -> int:
+    from pathlib import Path
+
+    from lore_daemon.errors import DaemonError
+    from lore_daemon.socket_server import run_socket
+
+    try:
+        return run_socket(settings, Path(path).expanduser().absolute(), idle_timeout_s)
+    except DaemonError as exc:
+        sys.stderr.write(f"lore-daemon: {exc} {exc.suggestion}\n")
+        return EXIT_ALREADY_RUNNING if exc.details.get("reason") == "locked" else 1

@@ -175,6 +175,13 @@ CODES: dict[str, CodeInfo] = {
     "METHOD_NOT_FOUND": CodeInfo(
         "The daemon has no method of that name; lore/robotDocs lists them.", False, RPC_METHOD_NOT_FOUND, ()
     ),
+    "DAEMON_UNAVAILABLE": CodeInfo(
+        "The shared daemon's socket could not be served or reached (path owned by another user, "
+        "another daemon already there, or it did not start in time); the message names the socket.",
+        True,
+        RPC_REQUEST_FAILED,
+        (),
+    ),
 }
 
 
@@ -264,6 +271,10 @@ class InvalidParamsError(LoreError):
 
 class ProtocolError(LoreError):
     """A message the daemon could not serve at the JSON-RPC level (bad JSON, framing, method)."""
+
+
+class DaemonError(LoreError):
+    """The shared daemon could not take its socket, or a client could not start or reach it."""
 
 
 def gitlab_error_for_status(status: int, message: str, *, retry_after_ms: int | None = None) -> GitLabError:

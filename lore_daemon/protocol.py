@@ -277,6 +277,8 @@ class StatusResult(_Wire, kw_only=True):
     queue_depths: dict[str, int]
     last_runs: list[SyncRun]
     config: dict[str, Any]
+    pid: int | None = None  # the daemon's process id: one shared daemon answers many `lore` calls
+    socket_path: str | None = None  # the shared daemon's Unix socket; null over stdio
 
 
 # ------------------------------------------------------------------------------------ notifications

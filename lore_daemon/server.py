@@ -18,7 +18,7 @@ from lore_daemon.rpc.lsp import LoreProtocol, raw_params_converter
 from lore_daemon.rpc.stdio import serve_stdio
 from lore_daemon.services.catalog import METHODS
 from lore_daemon.services.handler import make_handler
-from lore_daemon.services.runtime import DaemonSettings, Runtime
+from lore_daemon.services.runtime import DaemonSettings, Runtime, WarmState
 from lore_daemon.services.spec import MethodSpec
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,9 @@ MAX_WORKERS = 4
 
 
 def build_server(
-    settings: DaemonSettings, methods: Sequence[MethodSpec] = METHODS
+    settings: DaemonSettings, methods: Sequence[MethodSpec] = METHODS, *, warm: WarmState | None = None
 ) -> tuple[LanguageServer, Runtime]:
+    """One pygls server per client; ``warm`` is the shared daemon's process-wide state, if any."""
     server = LanguageServer(
         "lore-daemon",
         __version__,
@@ -39,7 +40,7 @@ def build_server(
         protocol_cls=LoreProtocol,
         max_workers=MAX_WORKERS,
     )
-    runtime = Runtime(server, methods, settings)
+    runtime = Runtime(server, methods, settings, warm)
     for spec in methods:
         server.feature(spec.name)(make_handler(runtime, spec))
 
@@ -49,8 +50,8 @@ def build_server(
 
     @server.feature(types.SHUTDOWN)
     async def on_shutdown(*_: Any) -> None:
-        # Cancel in-flight runs and wait until each has recorded `cancelled` and released its
-        # locks, so the shutdown response really means "nothing is running any more".
+        # Cancel this client's in-flight runs and wait until each has recorded `cancelled` and
+        # released its locks, so the shutdown response really means "nothing of mine runs any more".
         await runtime.drain()
 
     return server, runtime

@@ -63,7 +63,7 @@ class GuardedWriter:
         return None
 
 
-def _read_loop(reader: FrameReader, post: Callable[[object], None]) -> None:
+def read_loop(reader: FrameReader, post: Callable[[object], None]) -> None:
     """Thread body: read frames until end of input; decode JSON here, off the event loop."""
     try:
         while True:
@@ -78,7 +78,7 @@ def _read_loop(reader: FrameReader, post: Callable[[object], None]) -> None:
             else:
                 post(item)
     except Exception:
-        log.exception("stdin reader failed")
+        log.exception("frame reader failed")
     post(_EndOfInput())
 
 
@@ -153,7 +153,7 @@ async def serve_stdio(
     protocol.exit_hook = lambda code: stop(code, "exit notification")
     protocol.set_writer(GuardedWriter(stdout, lambda: stop(0, "stdout closed")))
     thread = threading.Thread(
-        target=_read_loop, args=(FrameReader(FdStream(stdin.fileno())), post), name="lore-stdin", daemon=True
+        target=read_loop, args=(FrameReader(FdStream(stdin.fileno())), post), name="lore-stdin", daemon=True
     )
     thread.start()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -5,8 +5,10 @@ Nothing heavy happens at start-up: ``initialize`` answers at once, and a request
 The engine (token → GitLab client) is built on the first request that talks to GitLab. A failed
 build is not cached: fix the config file or export the token, and the next request succeeds.
 
-The runtime also holds every in-flight request task, so ``shutdown``, end of input and SIGTERM can
-cancel them and *wait* until each run has recorded ``cancelled`` and released its locks.
+The warm pieces live in ``WarmState`` (one per process: shared by every connection of the socket
+daemon); each connection's ``Runtime`` holds its own in-flight request tasks, so ``shutdown``, a
+disconnect and SIGTERM cancel exactly that connection's runs and *wait* until each has recorded
+``cancelled`` and released its locks.
 """
 
 from __future__ import annotations
@@ -64,11 +66,16 @@ def _close_abandoned(conn: apsw.Connection, stale_ms: int) -> list[str]:
     return ledger.mark_abandoned(conn, stale_ms=stale_ms, now_ms=now_ms())
 
 
-class Runtime:
-    def __init__(self, ls: LanguageServer, methods: Sequence[MethodSpec], settings: DaemonSettings) -> None:
-        self.ls = ls
-        self.methods = tuple(methods)
+class WarmState:
+    """Configuration, database and engine: built once, shared by every connection of a process.
+
+    Over stdio a process has one connection and one ``WarmState``; the shared socket daemon hands
+    the same ``WarmState`` to every per-connection ``Runtime``, which is what keeps it warm.
+    """
+
+    def __init__(self, settings: DaemonSettings, *, socket_path: str | None = None) -> None:
         self.settings = settings
+        self.socket_path = socket_path
         self.started_at_ms = now_ms()
         self._started = time.monotonic()
         self._session_options: Any = None
@@ -77,10 +84,6 @@ class Runtime:
         self._engine: Engine | None = None
         self._db_opening: asyncio.Task[Database] | None = None
         self._engine_building: asyncio.Task[Engine] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self.stopping = False
-
-    # ---------------------------------------------------------------------------- session
 
     def uptime_ms(self) -> int:
         return int((time.monotonic() - self._started) * 1000)
@@ -189,6 +192,73 @@ class Runtime:
         if not task.cancelled() and task.exception() is None:
             self._engine = task.result()
 
+    async def aclose(self) -> None:
+        """Close the GitLab client and the database once pending builds finish (idempotent)."""
+        for pending in (self._engine_building, self._db_opening):
+            if pending is not None:  # still being built: let it finish, then close it
+                await asyncio.wait([pending])
+        engine, db = self._engine, self._db
+        self._engine = self._db = None
+        if engine is not None:
+            await engine.aclose()
+        elif db is not None:
+            await asyncio.to_thread(db.close)
+
+
+class Runtime:
+    """One connection's view: its pygls server, its in-flight requests, and the shared warm state.
+
+    ``warm`` is None over stdio (the runtime owns a private one and closes it in ``aclose``); the
+    socket daemon passes its process-wide ``WarmState`` and closes it itself, after every
+    connection has drained.
+    """
+
+    def __init__(
+        self,
+        ls: LanguageServer,
+        methods: Sequence[MethodSpec],
+        settings: DaemonSettings,
+        warm: WarmState | None = None,
+    ) -> None:
+        self.ls = ls
+        self.methods = tuple(methods)
+        self.settings = settings
+        self._owns_warm = warm is None
+        self.warm = warm if warm is not None else WarmState(settings)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.stopping = False
+
+    @property
+    def started_at_ms(self) -> int:
+        return self.warm.started_at_ms
+
+    @property
+    def socket_path(self) -> str | None:
+        return self.warm.socket_path
+
+    def uptime_ms(self) -> int:
+        return self.warm.uptime_ms()
+
+    def set_session_options(self, options: Any) -> None:
+        """Per-session config overrides; a shared daemon ignores them (its state serves everyone)."""
+        if self._owns_warm:
+            self.warm.set_session_options(options)
+        elif options is not None:
+            log.warning("initializationOptions ignored: a shared daemon keeps the config it started with")
+
+    def config(self) -> Config:
+        return self.warm.config()
+
+    @property
+    def loaded_config(self) -> Config | None:
+        return self.warm.loaded_config
+
+    async def database(self) -> Database:
+        return await self.warm.database()
+
+    async def engine(self) -> Engine:
+        return await self.warm.engine()
+
     # ---------------------------------------------------------------------------- tasks
 
     def track(self, task: asyncio.Task[Any]) -> None:
@@ -214,14 +284,7 @@ class Runtime:
                 log.error("%d request(s) did not stop within %.0f s", len(pending), DRAIN_TIMEOUT_S)
 
     async def aclose(self) -> None:
-        """Drain, then close the GitLab client and the database (idempotent)."""
+        """Drain this connection's requests; close the warm state too when this runtime owns it."""
         await self.drain()
-        for pending in (self._engine_building, self._db_opening):
-            if pending is not None:  # still being built: let it finish, then close it
-                await asyncio.wait([pending])
-        engine, db = self._engine, self._db
-        self._engine = self._db = None
-        if engine is not None:
-            await engine.aclose()
-        elif db is not None:
-            await asyncio.to_thread(db.close)
+        if self._owns_warm:
+            await self.warm.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -58,6 +59,8 @@ async def serve(runtime: Runtime, params: protocol.StatusParams, call: Call) -> 
         queue_depths=snap.depths,
         last_runs=snap.runs,
         config=config_summary(config),
+        pid=os.getpid(),
+        socket_path=runtime.socket_path,
     )
 
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
 
 from lore_client.client import LoreClient
 from lore_client.rpc import ConnectionClosed, RpcError
+from lore_client.shared import default_socket_path, ensure_daemon, stop_daemon
 from lore_daemon import protocol
+from lore_daemon.errors import DaemonError
 
 _EXIT_BY_CODE = {
     "INVALID_PARAMS": 2, "INVALID_TARGET": 2, "MIXED_PROJECTS": 2, "TARGET_HOST_MISMATCH": 2,
@@ -29,7 +33,7 @@ _EXIT_BY_CODE = {
     "GITLAB_RATE_LIMITED": 6, "GITLAB_UNAVAILABLE": 6, "GITLAB_BAD_RESPONSE": 6,
     "LOCK_TIMEOUT": 7, "CANCELLED": 130,
     "PARSE_ERROR": 2, "INVALID_REQUEST": 2, "METHOD_NOT_FOUND": 2,
-    "GITLAB_REQUEST_FAILED": 9, "DB_ERROR": 9, "ABANDONED": 9, "INTERNAL": 1,
+    "GITLAB_REQUEST_FAILED": 9, "DB_ERROR": 9, "ABANDONED": 9, "INTERNAL": 1, "DAEMON_UNAVAILABLE": 1,
 }
 """Exit code per error code; every code of ``lore_daemon.errors.CODES`` is listed (a test checks)."""
 
@@ -53,7 +57,8 @@ def exit_code_for_result(result: protocol.SyncResult) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lore", description="Shell bridge to lore-daemon.")
     p.add_argument("--json", action="store_true", help="print the JSON payload even on a terminal")
-    p.add_argument("--no-shared", action="store_true", help="spawn a private daemon over stdio")
+    p.add_argument("--no-shared", action="store_true",
+                   help="spawn a private daemon over stdio instead of using the shared one on $LORE_SOCKET")
     p.add_argument("--daemon", default=None, help="daemon command (default: python -m lore_daemon)")
     p.add_argument("--progress", action="store_true", help="print every progress event as a line on stderr")
     sub = p.add_subparsers(dest="command", required=True)
@@ -75,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="daemon and store status")
     sub.add_parser("robot-docs", help="the machine-readable manifest")
     sub.add_parser("rpc", help="newline-delimited JSON-RPC requests on stdin, JSON lines on stdout")
+    d = sub.add_parser("daemon", help="manage the shared daemon")
+    d.add_argument("action", choices=["stop"], help="stop: SIGTERM the shared daemon and wait until it exits")
     return p
 
 
@@ -121,9 +128,42 @@ def _sync_params(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v}
 
 
-async def _run(args: argparse.Namespace, printer: _Printer) -> int:
+@contextlib.asynccontextmanager
+async def _client(args: argparse.Namespace) -> AsyncIterator[LoreClient]:
+    """A private stdio daemon with ``--no-shared``; else the shared one, started on first use."""
     command = args.daemon.split() if args.daemon else None
-    async with LoreClient.connect(command=command) as client:
+    if args.no_shared:
+        async with LoreClient.connect(command=command) as client:
+            yield client
+        return
+    sock = default_socket_path(os.environ)
+    connection = LoreClient.connect_shared(sock)
+    try:
+        client = await connection.__aenter__()  # a warm daemon answers: the common, fast path
+    except OSError:
+        await asyncio.to_thread(ensure_daemon, sock, command=command, env=os.environ)
+        connection = LoreClient.connect_shared(sock)
+        try:
+            client = await connection.__aenter__()
+        except OSError as exc:  # it went away between start and connect (idle timeout, a stop)
+            message = f"the shared daemon on {sock} stopped answering ({exc.strerror or exc})."
+            retry = "Run the command again: it starts a new daemon."
+            raise DaemonError(message, "DAEMON_UNAVAILABLE", retry) from None
+    try:
+        yield client
+    finally:
+        await connection.__aexit__(None, None, None)
+
+
+def _daemon_command(args: argparse.Namespace, printer: _Printer) -> int:
+    sock = default_socket_path(os.environ)
+    pid = stop_daemon(sock)
+    printer.payload({"socket": str(sock), "stopped": pid is not None, "pid": pid})
+    return 0
+
+
+async def _run(args: argparse.Namespace, printer: _Printer) -> int:
+    async with _client(args) as client:
         if args.command == "rpc":
             return await _rpc_loop(client)
         try:
@@ -201,7 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     printer = _Printer(as_json=args.json or not sys.stdout.isatty(), lines=args.progress)
     try:
+        if args.command == "daemon":
+            return _daemon_command(args, printer)
         return asyncio.run(_run(args, printer))
+    except DaemonError as exc:
+        printer.payload({"error": {"code": exc.code, "message": exc.message, "suggestion": exc.suggestion}})
+        return exit_code_for_error(exc.code)
     except KeyboardInterrupt:
         return 130
     except ConnectionClosed as exc:

@@ -5,7 +5,8 @@
     async with LoreClient.connect() as c:
         result = await c.sync_surgical(project="group/proj", issues=[12], on_progress=print)
 
-``connect()`` spawns a private daemon over stdio (``python -m lore_daemon``). Each request gets its
+``connect()`` spawns a private daemon over stdio (``python -m lore_daemon``); ``connect_shared()``
+talks to the shared warm daemon on a Unix socket (``lore_client.shared`` starts it). Each request gets its
 own work-done token, so ``on_progress`` receives exactly that request's ``lore/progress``
 notifications even when several requests are in flight. Cancelling the awaiting task sends
 ``$/cancelRequest``; the daemon records the run as cancelled.
@@ -36,6 +37,7 @@ class LoreClient:
     def __init__(self, endpoint: JsonRpcEndpoint, process: asyncio.subprocess.Process | None = None) -> None:
         self._endpoint = endpoint
         self._process = process
+        self._socket_writer: asyncio.StreamWriter | None = None
         self._tokens = itertools.count(1)
         self._progress: dict[str, ProgressCallback] = {}
         self.server_info: dict[str, Any] = {}
@@ -73,6 +75,27 @@ class LoreClient:
         finally:
             await client.close()
 
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect_shared(
+        cls, socket_path: str | os.PathLike[str], *, initialization_options: dict[str, Any] | None = None
+    ) -> AsyncIterator[LoreClient]:
+        """Connect to a running shared daemon's socket; closing disconnects (the daemon stays up).
+
+        A disconnect cancels this client's in-flight runs only. ``initialization_options`` are
+        ignored by a shared daemon: it keeps the configuration it started with.
+        """
+        reader, writer = await asyncio.open_unix_connection(os.fspath(socket_path))
+        endpoint = JsonRpcEndpoint(reader, writer)
+        endpoint.start()
+        client = cls(endpoint)
+        client._socket_writer = writer
+        try:
+            await client.initialize(initialization_options)
+            yield client
+        finally:
+            await client.close()
+
     async def initialize(self, initialization_options: dict[str, Any] | None = None) -> None:
         params: dict[str, Any] = {
             "processId": os.getpid(),
@@ -100,6 +123,10 @@ class LoreClient:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+        if self._socket_writer is not None:
+            self._socket_writer.close()
+            with contextlib.suppress(OSError):
+                await self._socket_writer.wait_closed()
         await self._endpoint.aclose()
 
     @property

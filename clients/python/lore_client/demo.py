@@ -3,7 +3,8 @@
 Starts the bundled GitLab simulator on loopback with a seeded project, writes a throwaway config,
 then drives the daemon through the bridge: a preflight, a surgical sync that names one missing
 issue (to show the aggregated failure and its recovery actions), the same sync without it, and the
-run ledger. Everything lives in a temporary directory that is removed at the end.
+run ledger. Everything, the shared daemon's socket included, lives in a temporary directory that
+is removed at the end (the daemon is stopped first).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def main() -> int:
              "--issues", "300", "--mrs", "80", "--latency-ms", "20"],
             stdout=subprocess.PIPE, text=True,
         )
+        env: dict[str, str] | None = None
         try:
             assert sim.stdout is not None
             info = json.loads(sim.stdout.readline())
@@ -51,7 +53,9 @@ def main() -> int:
                 f'[gitlab]\nbase_url = "{info["base_url"]}"\ntoken_env = "LORE_DEMO_TOKEN"\n\n'
                 f'[[projects]]\npath = "{PROJECT}"\n\n[storage]\ndb_path = "{tmp}/lore.db"\n'
             )
-            env = dict(os.environ, LORE_CONFIG_PATH=str(config), LORE_DEMO_TOKEN=info["token"])
+            # A shared daemon of its own: the first call starts it, the others reuse it warm.
+            env = dict(os.environ, LORE_CONFIG_PATH=str(config), LORE_DEMO_TOKEN=info["token"],
+                       LORE_SOCKET=f"{tmp}/daemon.sock")
             env.pop("LORE_DB_PATH", None)
 
             _banner("1. Preflight: auth and every target checked remotely, nothing written")
@@ -66,6 +70,9 @@ def main() -> int:
             _banner("5. The run ledger, newest first")
             _lore(env, "sync-runs", "--limit", "5")
         finally:
+            if env is not None:
+                subprocess.run([sys.executable, "-m", "lore_client.bridge", "daemon", "stop"],
+                               env=env, capture_output=True, check=False)
             sim.terminate()
             sim.wait(timeout=10)
     return 0

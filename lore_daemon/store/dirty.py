@@ -15,12 +15,12 @@ from collections.abc import Iterable
 import apsw
 
 from lore_daemon.store.keys import SourceKey, check_key, unique_keys
+from lore_daemon.store.multirow import insert_rows
 
 MAX_ERROR_CHARS = 2000
 
-_MARK = """
-INSERT INTO dirty_sources (source_type, source_id, queued_at, attempt_count, last_error)
-VALUES (?, ?, ?, 0, NULL)
+_MARK_INSERT = "INSERT INTO dirty_sources (source_type, source_id, queued_at, attempt_count, last_error)"
+_MARK_CONFLICT = """
 ON CONFLICT (source_type, source_id) DO UPDATE
 SET queued_at = excluded.queued_at, attempt_count = 0, last_error = NULL
 """
@@ -28,9 +28,8 @@ SET queued_at = excluded.queued_at, attempt_count = 0, last_error = NULL
 
 def mark_dirty(conn: apsw.Connection, keys: Iterable[SourceKey], *, now_ms: int) -> None:
     """Queue the keys for regeneration; a re-dirty resets its attempts and error."""
-    rows = [(source_type, source_id, now_ms) for source_type, source_id in unique_keys(keys)]
-    if rows:
-        conn.executemany(_MARK, rows)
+    rows = [(source_type, source_id, now_ms, 0, None) for source_type, source_id in unique_keys(keys)]
+    insert_rows(conn, _MARK_INSERT, rows, _MARK_CONFLICT)
 
 
 def dirty_keys(

@@ -16,6 +16,7 @@ import msgspec
 from lore_daemon.gitlab.models import Discussion, Note
 from lore_daemon.store.dirty import mark_dirty
 from lore_daemon.store.keys import SourceKey, discussion_key, entity_type_of
+from lore_daemon.store.multirow import insert_rows
 from lore_daemon.timeutil import iso_to_ms
 
 NoteRow = tuple[Any, ...]
@@ -32,10 +33,10 @@ WHERE d.noteable_type = ? AND d.noteable_id = ?
 
 _HAS_ANY = "SELECT 1 FROM discussions WHERE noteable_type = ? AND noteable_id = ? LIMIT 1"
 
-_UPSERT_DISCUSSION = """
+_INSERT_DISCUSSION = """
 INSERT INTO discussions (gitlab_id, project_id, noteable_type, noteable_id, individual_note,
-                         created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+                         created_at, updated_at)"""
+_ON_DISCUSSION_CONFLICT = """
 ON CONFLICT (gitlab_id) DO UPDATE SET
     project_id = excluded.project_id, noteable_type = excluded.noteable_type,
     noteable_id = excluded.noteable_id, individual_note = excluded.individual_note,
@@ -43,11 +44,11 @@ ON CONFLICT (gitlab_id) DO UPDATE SET
 RETURNING id, gitlab_id
 """
 
-_UPSERT_NOTE = """
+_INSERT_NOTE = """
 INSERT INTO notes (gitlab_id, note_type, body, author_id, author_username, system, resolvable,
                    resolved, created_at, updated_at, position_old_path, position_new_path,
-                   position_old_line, position_new_line, position_json, discussion_id, project_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   position_old_line, position_new_line, position_json, discussion_id, project_id)"""
+_ON_NOTE_CONFLICT = """
 ON CONFLICT (gitlab_id) DO UPDATE SET
     note_type = excluded.note_type, body = excluded.body, author_id = excluded.author_id,
     author_username = excluded.author_username, system = excluded.system,
@@ -156,17 +157,17 @@ def _write_discussions(
     """Upsert the discussions (keeping their local ids), then replace their notes; their keys."""
     newest = conn.execute("SELECT max(id) FROM discussions").fetchone()
     last_existing = -1 if newest is None or newest[0] is None else int(newest[0])
-    local_ids: dict[str, int] = {
-        str(gitlab_id): int(local_id)
-        for local_id, gitlab_id in conn.executemany(
-            _UPSERT_DISCUSSION,
-            [
-                (discussion.id, project_id, noteable_type, parent_id, int(discussion.individual_note),
-                 min((row[8] for row in rows), default=None), max((row[9] for row in rows), default=None))
-                for discussion, rows in changed
-            ],
-        )
-    }
+    upserted = insert_rows(
+        conn,
+        _INSERT_DISCUSSION,
+        [
+            (discussion.id, project_id, noteable_type, parent_id, int(discussion.individual_note),
+             min((row[8] for row in rows), default=None), max((row[9] for row in rows), default=None))
+            for discussion, rows in changed
+        ],
+        _ON_DISCUSSION_CONFLICT,
+    )
+    local_ids = {str(gitlab_id): int(local_id) for local_id, gitlab_id in upserted}
     ids = [local_ids[discussion.id] for discussion, _ in changed]
     # A discussion inserted just now (id above the previous maximum) cannot have notes yet.
     existed = [local_id for local_id in ids if local_id <= last_existing]
@@ -176,8 +177,7 @@ def _write_discussions(
     note_rows = [
         (*row, local_ids[discussion.id], project_id) for discussion, rows in changed for row in rows
     ]
-    if note_rows:
-        conn.executemany(_UPSERT_NOTE, note_rows)
+    insert_rows(conn, _INSERT_NOTE, note_rows, _ON_NOTE_CONFLICT)
     return [discussion_key(local_id) for local_id in ids]
 
 

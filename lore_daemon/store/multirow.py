@@ -2,10 +2,11 @@
 
 ``executemany`` steps the statement once per row, and apsw releases and retakes the GIL around
 every step. On the writer thread, which shares the GIL with the event loop parsing HTTP, each
-retake can wait for the loop's switch interval: measured, 8,500 note upserts took 0.7 s of wall
-time by ``executemany`` next to a busy thread against 0.08 s as multi-row statements (and ~25 %
-less CPU when quiet). Rows go in chunks whose sizes are powers of two (at most ``MAX_ROWS``), so
-only a handful of statement texts exist per table and apsw's statement cache keeps them all.
+retake can wait for the loop's switch interval: measured next to a busy thread, 8,500 note
+upserts took 0.10-0.72 s of wall time by ``executemany`` against 0.08-0.09 s as multi-row
+statements (and ~25 % less CPU when quiet). Rows go in chunks whose sizes are powers of two (at
+most ``MAX_ROWS``), so only a handful of statement texts exist per table and apsw's statement
+cache keeps them all.
 
 The SQL is built from fixed fragments written in code plus ``?`` placeholders; no value is ever
 interpolated.

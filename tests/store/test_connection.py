@@ -27,6 +27,7 @@ def test_writer_pragmas_and_private_file(tmp_path: Path) -> None:
         assert conn.pragma("journal_mode") == "wal"
         assert conn.pragma("foreign_keys") == 1
         assert conn.pragma("synchronous") == 1  # NORMAL
+        assert conn.pragma("temp_store") == 2  # MEMORY
         assert conn.pragma("busy_timeout") == 1234
         assert conn.transaction_mode == "IMMEDIATE"
         with conn:

@@ -26,6 +26,7 @@ from lore_daemon.gitlab.models import (
 from lore_daemon.store.dirty import mark_dirty
 from lore_daemon.store.discussions import delete_parent_discussions, refresh_discussions
 from lore_daemon.store.keys import SourceKey, entity_key, entity_type_of
+from lore_daemon.store.multirow import insert_rows
 from lore_daemon.timeutil import iso_to_ms
 from lore_daemon.timeutil import now_ms as wall_clock_ms
 
@@ -60,15 +61,16 @@ def replace_discussions(
     return DependentWrite(touched, n_discussions + n_notes, changed, n_discussions, n_notes)
 
 
-# (table, SELECT existing ids, DELETE one, UPSERT one) per event kind — fixed SQL, no interpolation.
+# (SELECT existing ids, DELETE one, INSERT head, ON CONFLICT tail) per event kind — fixed SQL; the
+# rows go in as multi-row statements (store/multirow.py).
 _EVENT_SQL: Final = {
     "state": (
         "SELECT gitlab_id FROM resource_state_events WHERE entity_type = ? AND entity_id = ?",
         "DELETE FROM resource_state_events WHERE gitlab_id = ?",
         """
         INSERT INTO resource_state_events (gitlab_id, project_id, entity_type, entity_id, user_id,
-            username, created_at, state, source_commit, source_merge_request_id)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            username, created_at, state, source_commit, source_merge_request_id)""",
+        """
         ON CONFLICT (gitlab_id) DO UPDATE SET project_id = excluded.project_id,
             entity_type = excluded.entity_type, entity_id = excluded.entity_id,
             user_id = excluded.user_id, username = excluded.username,
@@ -87,8 +89,8 @@ _EVENT_SQL: Final = {
         "DELETE FROM resource_label_events WHERE gitlab_id = ?",
         """
         INSERT INTO resource_label_events (gitlab_id, project_id, entity_type, entity_id, user_id,
-            username, created_at, action, label_id, label_name, label_color)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            username, created_at, action, label_id, label_name, label_color)""",
+        """
         ON CONFLICT (gitlab_id) DO UPDATE SET project_id = excluded.project_id,
             entity_type = excluded.entity_type, entity_id = excluded.entity_id,
             user_id = excluded.user_id, username = excluded.username,
@@ -107,8 +109,8 @@ _EVENT_SQL: Final = {
         "DELETE FROM resource_milestone_events WHERE gitlab_id = ?",
         """
         INSERT INTO resource_milestone_events (gitlab_id, project_id, entity_type, entity_id,
-            user_id, username, created_at, action, milestone_id, milestone_title)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            user_id, username, created_at, action, milestone_id, milestone_title)""",
+        """
         ON CONFLICT (gitlab_id) DO UPDATE SET project_id = excluded.project_id,
             entity_type = excluded.entity_type, entity_id = excluded.entity_id,
             user_id = excluded.user_id, username = excluded.username,
@@ -160,13 +162,12 @@ def replace_resource_events(
     before = conn.total_changes()
     total = 0
     for kind, unique in rows_by_kind.items():
-        select_sql, delete_sql, upsert_sql = _EVENT_SQL[kind]
+        select_sql, delete_sql, insert_head, on_conflict = _EVENT_SQL[kind]
         existing = {int(r[0]) for r in conn.execute(select_sql, (entity_type, parent_id))}
         gone = existing - unique.keys()
         if gone:
             conn.executemany(delete_sql, [(gitlab_id,) for gitlab_id in sorted(gone)])
-        if unique:
-            conn.executemany(upsert_sql, list(unique.values()))
+        insert_rows(conn, insert_head, list(unique.values()), on_conflict)
         total += len(unique)
     return DependentWrite(frozenset(), total, conn.total_changes() != before)
 
@@ -312,7 +313,7 @@ def delete_entity_dependents(
     """Remove everything hanging off an entity row that is being evicted; returns dirtied keys."""
     entity_type = entity_type_of(parent_kind)
     keys = delete_parent_discussions(conn, parent_kind=parent_kind, parent_id=parent_id, now_ms=now_ms)
-    for select_sql, delete_sql, _ in _EVENT_SQL.values():
+    for select_sql, delete_sql, _, _ in _EVENT_SQL.values():
         ids = [(int(r[0]),) for r in conn.execute(select_sql, (entity_type, parent_id))]
         if ids:
             conn.executemany(delete_sql, ids)

@@ -8,10 +8,14 @@ For each size (issues; MRs = ``--mr-ratio`` x issues; ``--notes`` notes per enti
 * reported: wall time and entities/s end to end, time per phase, the writer thread's CPU time
   per phase (local processing without network waits) and the local rate in issues/s, peak RSS;
 * then the raw apsw ceiling for the same rows: every content row of the synced database copied
-  into a fresh database with plain ``executemany`` in one transaction (FTS triggers included).
+  into a fresh database with plain ``executemany`` in one transaction (FTS triggers included);
+* then (``--replay``, on by default) the quiet replay of ``_replay.py``: every payload fetched
+  first, then the real ingest / dependents / docs writes timed on one thread of a fresh database,
+  with no network and no event loop in the way — the stable "local processing" figure. Its row
+  counts are checked against the live-synced database (same work, table by table).
 
     .venv/bin/python tests/bench/standard_sync.py [--sizes 1000,10000,50000] [--mr-ratio 0.1]
-        [--notes 8] [--concurrency 8]
+        [--notes 8] [--concurrency 8] [--no-replay]
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ MIRROR_TABLES = (
     "entity_references", "mr_file_changes",
 )
 DOCUMENT_TABLES = ("documents",)
+# What the replay must reproduce exactly (plus empty queues once both runs finished).
+CHECKED_TABLES = (*MIRROR_TABLES, *DOCUMENT_TABLES, "dirty_sources", "pending_dependent_fetches")
 
 
 def _config(folder: Path, base_url: str, concurrency: int) -> Path:
@@ -76,18 +82,23 @@ async def _sync(config_path: Path, token: str) -> tuple[Any, float]:
     return result, time.monotonic() - started
 
 
-def run_one(folder: Path, issues: int, mrs: int, notes: int, concurrency: int) -> dict[str, Any]:
-    """Child process: start the simulator, sync once, report."""
-    import msgspec
-
+def _start_sim(issues: int, mrs: int, notes: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """The seeded simulator in its own process (same arguments, same data); its address and token."""
     sim = subprocess.Popen(
         [sys.executable, "-m", "lore_daemon.sim", "--port", "0", "--issues", str(issues), "--mrs", str(mrs),
          "--notes-per-entity", str(notes)],
         stdout=subprocess.PIPE, cwd=REPO,
     )
+    assert sim.stdout is not None
+    return sim, dict(json.loads(sim.stdout.readline()))
+
+
+def run_one(folder: Path, issues: int, mrs: int, notes: int, concurrency: int) -> dict[str, Any]:
+    """Child process: start the simulator, sync once, report."""
+    import msgspec
+
+    sim, info = _start_sim(issues, mrs, notes)
     try:
-        assert sim.stdout is not None
-        info = json.loads(sim.stdout.readline())
         result, wall = asyncio.run(_sync(_config(folder, info["base_url"], concurrency), info["token"]))
     finally:
         sim.terminate()
@@ -97,6 +108,26 @@ def run_one(folder: Path, issues: int, mrs: int, notes: int, concurrency: int) -
         "status": result.status,
         "counters": msgspec.to_builtins(result.counters),
         "timings": dict(result.stage_timings_ms),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_replay(folder: Path, issues: int, mrs: int, notes: int, concurrency: int) -> dict[str, Any]:
+    """Child process: fetch everything, stop the simulator, then time the writes alone."""
+    import _replay
+
+    sim, info = _start_sim(issues, mrs, notes)
+    try:
+        captured = asyncio.run(_replay.capture(info["base_url"], info["token"], "group/project", concurrency))
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
+    phases = _replay.replay(folder / "replay.db", captured)
+    return {
+        "fetch_s": captured.requests_s,
+        "phases": phases,
+        "live_counts": _replay.table_counts(folder / "lore.db", CHECKED_TABLES),
+        "replay_counts": _replay.table_counts(folder / "replay.db", CHECKED_TABLES),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -136,6 +167,25 @@ def _child(args: list[str]) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def _report_replay(issues: int, entities: int, replay: dict[str, Any]) -> None:
+    phases = replay["phases"]
+    wall = sum(p["wall_s"] for p in phases.values())
+    cpu = sum(p["cpu_s"] for p in phases.values())
+    print(f"   quiet replay (payloads fetched first in {replay['fetch_s']:.1f} s, then writes alone; "
+          f"peak RSS {replay['peak_rss_mb']:.0f} MB): " + ", ".join(
+              f"{k} {p['wall_s'] * 1000:.0f} ms wall / {p['cpu_s'] * 1000:.0f} ms CPU"
+              for k, p in phases.items()
+          ))
+    print(f"   local processing, quiet replay: {issues / wall:.0f} issues/s wall, {issues / cpu:.0f} CPU "
+          f"({entities / wall:.0f} entities/s wall incl. notes, events, docs)")
+    live, again = replay["live_counts"], replay["replay_counts"]
+    differ = [f"{t} {live[t]} vs {again[t]}" for t in live if live[t] != again[t]]
+    shown = ", ".join(f"{t} {live[t]}" for t in ("issues", "merge_requests", "discussions", "notes",
+                                                    "resource_state_events", "documents"))
+    print(f"   replay vs live rows: {'IDENTICAL' if not differ else 'DIFFER: ' + '; '.join(differ)} "
+          f"across {len(live)} tables ({shown})")
+
+
 def _report(issues: int, mrs: int, one: dict[str, Any], ceiling: dict[str, Any]) -> None:
     c, t = one["counters"], one["timings"]
     entities = c["issuesIngested"] + c["mrsIngested"]
@@ -161,6 +211,8 @@ def _report(issues: int, mrs: int, one: dict[str, Any], ceiling: dict[str, Any])
         for label, part in ceiling.items() if part["seconds"]
     )
     print(f"   raw apsw ceiling, same rows: {parts}; together {issues / total:.0f} issues/s")
+    if "replay" in one:
+        _report_replay(issues, entities, one["replay"])
 
 
 def main() -> None:
@@ -175,10 +227,19 @@ def main() -> None:
         "--one", nargs=5, metavar=("DIR", "ISSUES", "MRS", "NOTES", "CONC"), help=argparse.SUPPRESS
     )
     parser.add_argument("--ceiling", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--replay-run", nargs=5, metavar=("DIR", "ISSUES", "MRS", "NOTES", "CONC"), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--replay", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the quiet replay of the writes (default: on)")
     args = parser.parse_args()
     if args.one:
         folder, issues, mrs, notes, conc = args.one
         print(json.dumps(run_one(Path(folder), int(issues), int(mrs), int(notes), int(conc))))
+        return
+    if args.replay_run:
+        folder, issues, mrs, notes, conc = args.replay_run
+        print(json.dumps(run_replay(Path(folder), int(issues), int(mrs), int(notes), int(conc))))
         return
     if args.ceiling:
         print(json.dumps(run_ceiling(Path(args.ceiling))))
@@ -191,6 +252,10 @@ def main() -> None:
         try:
             one = _child(["--one", str(folder), str(size), str(mrs), str(args.notes), str(args.concurrency)])
             ceiling = _child(["--ceiling", str(folder)])
+            if args.replay:
+                one["replay"] = _child(
+                    ["--replay-run", str(folder), str(size), str(mrs), str(args.notes), str(args.concurrency)]
+                )
             _report(size, mrs, one, ceiling)
         finally:
             shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,156 @@
+"""Quiet replay of a standard sync's local work, for ``standard_sync.py --replay``.
+
+During a live sync the writer thread shares the GIL with the event loop parsing HTTP, so its CPU
+time is inflated and noisy. Here every payload is fetched first (real ``GitLabClient``, simulator
+in its own process, stopped before timing starts), then the REAL write path of the standard sync
+runs on one thread of a fresh database with nothing else in the way, phase by phase:
+
+* ingest — ``ingest_phase._write_page`` per listing page (one transaction per item, cursor walk);
+* dependents — ``drain_phase._claim`` batches and ``drain_phase._write_results`` (per-job
+  savepoints, ``JOBS_PER_TRANSACTION`` per commit), fed ``REPLAY_HOP_PARENTS`` parents per hop as
+  the live pipeline feeds whatever has arrived;
+* docs — ``docs_phase._drain_batch`` until a batch processes nothing.
+
+The work to fetch is found by ingesting the listing into a throwaway in-memory database and
+claiming its jobs (untimed), so the replay fetches exactly what the live drain would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from lore_daemon.gitlab.client import GitLabClient
+from lore_daemon.gitlab.models import Fetched, Project
+from lore_daemon.store import migrate, open_connection
+from lore_daemon.store.cursors import Resource
+from lore_daemon.sync import docs_phase, drain_phase, ingest_phase
+from lore_daemon.sync.dependents import STAGE_FOR_JOB_TYPE, FetchedDependents, fetch_dependents
+
+OWNER = "bench-replay"
+STALE_CLAIM_MS = 600_000
+REPLAY_HOP_PARENTS = 20  # parents per writer hop, like a live pipeline step
+RESOURCES: tuple[Resource, ...] = ("issues", "merge_requests")
+PHASES = ("ingest", "dependents", "docs")
+
+
+class QuietRun:
+    """Stands in for ``RunContext``: the write functions only look at the cancel flag."""
+
+    def __init__(self) -> None:
+        self.cancel_event = threading.Event()
+
+    def check_cancelled(self) -> None:
+        """Never cancelled: the replay always runs to the end."""
+
+
+@dataclass
+class Captured:
+    """Every payload a full standard sync of one project fetches, held in memory."""
+
+    project: Project
+    pages: dict[Resource, list[list[Fetched[Any]]]]
+    dependents: dict[tuple[str, int], FetchedDependents]
+    requests_s: float
+
+
+def _ingest_all(conn: apsw.Connection, run: Any, captured_project: Project,
+                pages: dict[Resource, list[list[Fetched[Any]]]]) -> None:
+    """The ingest phase's writes, page by page, exactly as ``ingest_phase`` issues them."""
+    ingest_phase._upsert_project(conn, captured_project)
+    for resource in RESOURCES:
+        walk = ingest_phase.CursorWalk(None)
+        for page in pages[resource]:
+            ingest_phase._write_page(conn, run, captured_project.id, resource, page, walk)
+        final = walk.final()
+        if final is not None:
+            ingest_phase._finish_walk(conn, captured_project.id, resource, final)
+
+
+def _claim_all(conn: apsw.Connection) -> list[list[drain_phase.EntityWork]]:
+    batches = []
+    while True:
+        claimed = drain_phase._claim(conn, OWNER, drain_phase.CLAIM_BATCH, STALE_CLAIM_MS)
+        if claimed.claimed == 0:
+            return batches
+        batches.append(claimed.work)
+
+
+async def capture(base_url: str, token: str, project_path: str, concurrency: int) -> Captured:
+    """Fetch the listing, then (after an untimed scratch ingest + claim) every dependent payload."""
+    started = time.monotonic()
+    client = GitLabClient(base_url, token, concurrency=concurrency)
+    try:
+        project = await client.get_project(project_path)
+        pages: dict[Resource, list[list[Fetched[Any]]]] = {
+            "issues": [page async for page in client.iter_issues(project.id)],
+            "merge_requests": [page async for page in client.iter_merge_requests(project.id)],
+        }
+        scratch = open_connection(":memory:")
+        migrate(scratch)
+        _ingest_all(scratch, QuietRun(), project, pages)
+        work = [w for batch in _claim_all(scratch) for w in batch]
+        scratch.close()
+        got = await asyncio.gather(*(
+            fetch_dependents(client, w.project_id, w.kind, w.iid,
+                             [STAGE_FOR_JOB_TYPE[j.job_type] for j in w.jobs])
+            for w in work
+        ))
+    finally:
+        await client.aclose()
+    failed = [f for f in got if f.errors]
+    if failed:
+        raise RuntimeError(f"{len(failed)} dependent fetches failed; the replay would not match")
+    return Captured(project, pages, {(f.kind, f.iid): f for f in got}, time.monotonic() - started)
+
+
+def _timed(phase: str, out: dict[str, dict[str, float]], fn: Any, *args: Any) -> None:
+    wall, cpu = time.perf_counter(), time.thread_time()
+    fn(*args)
+    out[phase] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.thread_time() - cpu}
+
+
+def _drain_dependents(conn: apsw.Connection, run: Any, captured: Captured) -> None:
+    """Claim batch by batch (as the live drain does), writing each batch's parents in hops."""
+    while True:
+        claimed = drain_phase._claim(conn, OWNER, drain_phase.CLAIM_BATCH, STALE_CLAIM_MS)
+        if claimed.claimed == 0:
+            return
+        pairs = [(w, captured.dependents[(w.kind, w.iid)]) for w in claimed.work]
+        for start in range(0, len(pairs), REPLAY_HOP_PARENTS):
+            drain_phase._write_results(conn, run, OWNER, pairs[start:start + REPLAY_HOP_PARENTS])
+
+
+def _drain_docs(conn: apsw.Connection, run: Any) -> None:
+    while docs_phase._drain_batch(conn, run, docs_phase.DOCS_BATCH, False).processed:
+        pass
+
+
+def replay(db_path: Path, captured: Captured) -> dict[str, dict[str, float]]:
+    """Run the three write phases on a fresh database; wall and CPU seconds per phase."""
+    conn = open_connection(db_path)
+    migrate(conn)
+    run = QuietRun()
+    out: dict[str, dict[str, float]] = {}
+    try:
+        _timed("ingest", out, _ingest_all, conn, run, captured.project, captured.pages)
+        _timed("dependents", out, _drain_dependents, conn, run, captured)
+        _timed("docs", out, _drain_docs, conn, run)
+    finally:
+        conn.close()
+    return out
+
+
+def table_counts(db_path: Path, tables: tuple[str, ...]) -> dict[str, int]:
+    """Row count per table (names come from the benchmark's constants, never input)."""
+    conn = open_connection(db_path, readonly=True)
+    try:
+        return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
+    finally:
+        conn.close()

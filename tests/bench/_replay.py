@@ -12,12 +12,16 @@ runs on one thread of a fresh database with nothing else in the way, phase by ph
 * docs — ``docs_phase._drain_batch`` until a batch processes nothing.
 
 The work to fetch is found by ingesting the listing into a throwaway in-memory database and
-claiming its jobs (untimed), so the replay fetches exactly what the live drain would.
+claiming its jobs (untimed), so the replay fetches exactly what the live drain would. Dependent
+payloads are fetched claim batch by claim batch and pickled to a spill file, then loaded back one
+batch at a time outside the timed sections: peak RSS stays flat as the project grows (the replay
+claims the same batches in the same order, since it replays the same listing).
 """
 
 from __future__ import annotations
 
 import asyncio
+import pickle
 import threading
 import time
 from dataclasses import dataclass
@@ -31,7 +35,7 @@ from lore_daemon.gitlab.models import Fetched, Project
 from lore_daemon.store import migrate, open_connection
 from lore_daemon.store.cursors import Resource
 from lore_daemon.sync import docs_phase, drain_phase, ingest_phase
-from lore_daemon.sync.dependents import STAGE_FOR_JOB_TYPE, FetchedDependents, fetch_dependents
+from lore_daemon.sync.dependents import STAGE_FOR_JOB_TYPE, fetch_dependents
 
 OWNER = "bench-replay"
 STALE_CLAIM_MS = 600_000
@@ -56,7 +60,7 @@ class Captured:
 
     project: Project
     pages: dict[Resource, list[list[Fetched[Any]]]]
-    dependents: dict[tuple[str, int], FetchedDependents]
+    spill: Path  # one pickled {(kind, iid): FetchedDependents} per claim batch, in claim order
     requests_s: float
 
 
@@ -79,10 +83,11 @@ def _claim_all(conn: apsw.Connection) -> list[list[drain_phase.EntityWork]]:
         claimed = drain_phase._claim(conn, OWNER, drain_phase.CLAIM_BATCH, STALE_CLAIM_MS)
         if claimed.claimed == 0:
             return batches
-        batches.append(claimed.work)
+        if claimed.work:  # a batch of already-satisfied jobs needs no payloads
+            batches.append(claimed.work)
 
 
-async def capture(base_url: str, token: str, project_path: str, concurrency: int) -> Captured:
+async def capture(base_url: str, token: str, project_path: str, concurrency: int, spill: Path) -> Captured:
     """Fetch the listing, then (after an untimed scratch ingest + claim) every dependent payload."""
     started = time.monotonic()
     client = GitLabClient(base_url, token, concurrency=concurrency)
@@ -95,36 +100,54 @@ async def capture(base_url: str, token: str, project_path: str, concurrency: int
         scratch = open_connection(":memory:")
         migrate(scratch)
         _ingest_all(scratch, QuietRun(), project, pages)
-        work = [w for batch in _claim_all(scratch) for w in batch]
+        batches = _claim_all(scratch)
         scratch.close()
-        got = await asyncio.gather(*(
-            fetch_dependents(client, w.project_id, w.kind, w.iid,
-                             [STAGE_FOR_JOB_TYPE[j.job_type] for j in w.jobs])
-            for w in work
-        ))
+        with spill.open("wb") as out:
+            for batch in batches:
+                got = await asyncio.gather(*(
+                    fetch_dependents(client, w.project_id, w.kind, w.iid,
+                                     [STAGE_FOR_JOB_TYPE[j.job_type] for j in w.jobs])
+                    for w in batch
+                ))
+                if any(f.errors for f in got):
+                    raise RuntimeError("a dependent fetch failed; the replay would not match the live sync")
+                pickle.dump({(f.kind, f.iid): f for f in got}, out, protocol=pickle.HIGHEST_PROTOCOL)
     finally:
         await client.aclose()
-    failed = [f for f in got if f.errors]
-    if failed:
-        raise RuntimeError(f"{len(failed)} dependent fetches failed; the replay would not match")
-    return Captured(project, pages, {(f.kind, f.iid): f for f in got}, time.monotonic() - started)
+    return Captured(project, pages, spill, time.monotonic() - started)
 
 
-def _timed(phase: str, out: dict[str, dict[str, float]], fn: Any, *args: Any) -> None:
-    wall, cpu = time.perf_counter(), time.thread_time()
-    fn(*args)
-    out[phase] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.thread_time() - cpu}
+class Stopwatch:
+    """Wall and this thread's CPU seconds, accumulated over the sections it times."""
+
+    def __init__(self) -> None:
+        self.wall_s = 0.0
+        self.cpu_s = 0.0
+
+    def time(self, fn: Any, *args: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return fn(*args)
+        finally:
+            self.wall_s += time.perf_counter() - wall
+            self.cpu_s += time.thread_time() - cpu
 
 
-def _drain_dependents(conn: apsw.Connection, run: Any, captured: Captured) -> None:
-    """Claim batch by batch (as the live drain does), writing each batch's parents in hops."""
-    while True:
-        claimed = drain_phase._claim(conn, OWNER, drain_phase.CLAIM_BATCH, STALE_CLAIM_MS)
-        if claimed.claimed == 0:
-            return
-        pairs = [(w, captured.dependents[(w.kind, w.iid)]) for w in claimed.work]
-        for start in range(0, len(pairs), REPLAY_HOP_PARENTS):
-            drain_phase._write_results(conn, run, OWNER, pairs[start:start + REPLAY_HOP_PARENTS])
+def _drain_dependents(conn: apsw.Connection, run: Any, captured: Captured, watch: Stopwatch) -> None:
+    """Claim batch by batch (as the live drain does), writing each batch's parents in hops;
+    loading a batch's payloads from the spill file is not timed."""
+    with captured.spill.open("rb") as spilled:
+        while True:
+            claimed = watch.time(drain_phase._claim, conn, OWNER, drain_phase.CLAIM_BATCH, STALE_CLAIM_MS)
+            if claimed.claimed == 0:
+                return
+            if not claimed.work:
+                continue  # nothing to fetch in this batch (the scratch claim skipped it too)
+            payloads = pickle.load(spilled)
+            pairs = [(w, payloads[(w.kind, w.iid)]) for w in claimed.work]
+            for start in range(0, len(pairs), REPLAY_HOP_PARENTS):
+                hop = pairs[start:start + REPLAY_HOP_PARENTS]
+                watch.time(drain_phase._write_results, conn, run, OWNER, hop)
 
 
 def _drain_docs(conn: apsw.Connection, run: Any) -> None:
@@ -137,14 +160,14 @@ def replay(db_path: Path, captured: Captured) -> dict[str, dict[str, float]]:
     conn = open_connection(db_path)
     migrate(conn)
     run = QuietRun()
-    out: dict[str, dict[str, float]] = {}
+    watches = {phase: Stopwatch() for phase in PHASES}
     try:
-        _timed("ingest", out, _ingest_all, conn, run, captured.project, captured.pages)
-        _timed("dependents", out, _drain_dependents, conn, run, captured)
-        _timed("docs", out, _drain_docs, conn, run)
+        watches["ingest"].time(_ingest_all, conn, run, captured.project, captured.pages)
+        _drain_dependents(conn, run, captured, watches["dependents"])
+        watches["docs"].time(_drain_docs, conn, run)
     finally:
         conn.close()
-    return out
+    return {phase: {"wall_s": w.wall_s, "cpu_s": w.cpu_s} for phase, w in watches.items()}
 
 
 def table_counts(db_path: Path, tables: tuple[str, ...]) -> dict[str, int]:

@@ -118,7 +118,9 @@ def run_replay(folder: Path, issues: int, mrs: int, notes: int, concurrency: int
 
     sim, info = _start_sim(issues, mrs, notes)
     try:
-        captured = asyncio.run(_replay.capture(info["base_url"], info["token"], "group/project", concurrency))
+        captured = asyncio.run(_replay.capture(
+            info["base_url"], info["token"], "group/project", concurrency, folder / "replay-dependents.pickle"
+        ))
     finally:
         sim.terminate()
         sim.wait(timeout=30)

@@ -78,7 +78,7 @@ def _ingest_all(conn: apsw.Connection, run: Any, captured_project: Project,
 
 
 def _claim_all(conn: apsw.Connection) -> list[list[drain_phase.EntityWork]]:
-    batches = []
+    batches: list[list[drain_phase.EntityWork]] = []
     while True:
         claimed = drain_phase._claim(conn, OWNER, drain_phase.CLAIM_BATCH, STALE_CLAIM_MS)
         if claimed.claimed == 0:
@@ -174,6 +174,11 @@ def table_counts(db_path: Path, tables: tuple[str, ...]) -> dict[str, int]:
     """Row count per table (names come from the benchmark's constants, never input)."""
     conn = open_connection(db_path, readonly=True)
     try:
-        return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
+        counts = {}
+        for table in tables:
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert row is not None  # count(*) always answers one row
+            counts[table] = int(row[0])
+        return counts
     finally:
         conn.close()

@@ -27,6 +27,7 @@ from lore_daemon.store.dirty import mark_dirty
 from lore_daemon.store.discussions import delete_parent_discussions, refresh_discussions
 from lore_daemon.store.keys import SourceKey, entity_key, entity_type_of
 from lore_daemon.store.multirow import insert_rows
+from lore_daemon.store.upsert import Upsert
 from lore_daemon.timeutil import iso_to_ms
 from lore_daemon.timeutil import now_ms as wall_clock_ms
 
@@ -61,67 +62,48 @@ def replace_discussions(
     return DependentWrite(touched, n_discussions + n_notes, changed, n_discussions, n_notes)
 
 
-# (SELECT existing ids, DELETE one, INSERT head, ON CONFLICT tail) per event kind — fixed SQL; the
-# rows go in as multi-row statements (store/multirow.py).
+# Events are replaced whole; the rows go in as multi-row statements (store/multirow.py).
+_EVENT_COLUMNS: Final = ("gitlab_id", "project_id", "entity_type", "entity_id", "user_id", "username",
+                         "created_at")
+_EVENT_UPSERTS: Final = {
+    "state": Upsert(
+        "resource_state_events",
+        (*_EVENT_COLUMNS, "state", "source_commit", "source_merge_request_id"),
+        key=("gitlab_id",),
+        only_if_changed=True,
+    ),
+    "label": Upsert(
+        "resource_label_events",
+        (*_EVENT_COLUMNS, "action", "label_id", "label_name", "label_color"),
+        key=("gitlab_id",),
+        only_if_changed=True,
+    ),
+    "milestone": Upsert(
+        "resource_milestone_events",
+        (*_EVENT_COLUMNS, "action", "milestone_id", "milestone_title"),
+        key=("gitlab_id",),
+        only_if_changed=True,
+    ),
+}
+# (SELECT existing ids, DELETE one, INSERT head, ON CONFLICT tail) per event kind.
 _EVENT_SQL: Final = {
     "state": (
         "SELECT gitlab_id FROM resource_state_events WHERE entity_type = ? AND entity_id = ?",
         "DELETE FROM resource_state_events WHERE gitlab_id = ?",
-        """
-        INSERT INTO resource_state_events (gitlab_id, project_id, entity_type, entity_id, user_id,
-            username, created_at, state, source_commit, source_merge_request_id)""",
-        """
-        ON CONFLICT (gitlab_id) DO UPDATE SET project_id = excluded.project_id,
-            entity_type = excluded.entity_type, entity_id = excluded.entity_id,
-            user_id = excluded.user_id, username = excluded.username,
-            created_at = excluded.created_at, state = excluded.state,
-            source_commit = excluded.source_commit,
-            source_merge_request_id = excluded.source_merge_request_id
-        WHERE (project_id, entity_type, entity_id, user_id, username, created_at, state,
-               source_commit, source_merge_request_id)
-           IS NOT (excluded.project_id, excluded.entity_type, excluded.entity_id, excluded.user_id,
-               excluded.username, excluded.created_at, excluded.state, excluded.source_commit,
-               excluded.source_merge_request_id)
-        """,
+        _EVENT_UPSERTS["state"].head,
+        _EVENT_UPSERTS["state"].tail,
     ),
     "label": (
         "SELECT gitlab_id FROM resource_label_events WHERE entity_type = ? AND entity_id = ?",
         "DELETE FROM resource_label_events WHERE gitlab_id = ?",
-        """
-        INSERT INTO resource_label_events (gitlab_id, project_id, entity_type, entity_id, user_id,
-            username, created_at, action, label_id, label_name, label_color)""",
-        """
-        ON CONFLICT (gitlab_id) DO UPDATE SET project_id = excluded.project_id,
-            entity_type = excluded.entity_type, entity_id = excluded.entity_id,
-            user_id = excluded.user_id, username = excluded.username,
-            created_at = excluded.created_at, action = excluded.action,
-            label_id = excluded.label_id, label_name = excluded.label_name,
-            label_color = excluded.label_color
-        WHERE (project_id, entity_type, entity_id, user_id, username, created_at, action, label_id,
-               label_name, label_color)
-           IS NOT (excluded.project_id, excluded.entity_type, excluded.entity_id, excluded.user_id,
-               excluded.username, excluded.created_at, excluded.action, excluded.label_id,
-               excluded.label_name, excluded.label_color)
-        """,
+        _EVENT_UPSERTS["label"].head,
+        _EVENT_UPSERTS["label"].tail,
     ),
     "milestone": (
         "SELECT gitlab_id FROM resource_milestone_events WHERE entity_type = ? AND entity_id = ?",
         "DELETE FROM resource_milestone_events WHERE gitlab_id = ?",
-        """
-        INSERT INTO resource_milestone_events (gitlab_id, project_id, entity_type, entity_id,
-            user_id, username, created_at, action, milestone_id, milestone_title)""",
-        """
-        ON CONFLICT (gitlab_id) DO UPDATE SET project_id = excluded.project_id,
-            entity_type = excluded.entity_type, entity_id = excluded.entity_id,
-            user_id = excluded.user_id, username = excluded.username,
-            created_at = excluded.created_at, action = excluded.action,
-            milestone_id = excluded.milestone_id, milestone_title = excluded.milestone_title
-        WHERE (project_id, entity_type, entity_id, user_id, username, created_at, action,
-               milestone_id, milestone_title)
-           IS NOT (excluded.project_id, excluded.entity_type, excluded.entity_id, excluded.user_id,
-               excluded.username, excluded.created_at, excluded.action, excluded.milestone_id,
-               excluded.milestone_title)
-        """,
+        _EVENT_UPSERTS["milestone"].head,
+        _EVENT_UPSERTS["milestone"].tail,
     ),
 }
 
@@ -172,16 +154,13 @@ def replace_resource_events(
     return DependentWrite(frozenset(), total, conn.total_changes() != before)
 
 
-_UPSERT_CLOSES = """
-INSERT INTO entity_references (project_id, source_type, source_id, target_type, target_id,
-                               target_project_id, target_iid, reference_type)
-VALUES (?, 'merge_request', ?, 'issue', ?, ?, ?, 'closes')
-ON CONFLICT (source_type, source_id, target_type, target_id, reference_type) DO UPDATE SET
-    project_id = excluded.project_id, target_project_id = excluded.target_project_id,
-    target_iid = excluded.target_iid
-WHERE (project_id, target_project_id, target_iid)
-   IS NOT (excluded.project_id, excluded.target_project_id, excluded.target_iid)
-"""
+_UPSERT_CLOSES = Upsert(
+    "entity_references",
+    ("project_id", "source_type", "source_id", "target_type", "target_id", "target_project_id",
+     "target_iid", "reference_type"),
+    key=("source_type", "source_id", "target_type", "target_id", "reference_type"),
+    only_if_changed=True,
+).sql
 
 
 def replace_closes_issues(
@@ -217,22 +196,19 @@ def replace_closes_issues(
     if unique:
         conn.executemany(
             _UPSERT_CLOSES,
-            [(project_id, mr_id, i.id, i.project_id, i.iid) for i in unique.values()],
+            [(project_id, "merge_request", mr_id, "issue", i.id, i.project_id, i.iid, "closes")
+             for i in unique.values()],
         )
     return _dirty_mr_if_changed(conn, mr_id, before, len(unique), now_ms)
 
 
-_UPSERT_FILE = """
-INSERT INTO mr_file_changes (merge_request_id, old_path, new_path, a_mode, b_mode, new_file,
-                             renamed_file, deleted_file)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (merge_request_id, old_path, new_path) DO UPDATE SET
-    a_mode = excluded.a_mode, b_mode = excluded.b_mode, new_file = excluded.new_file,
-    renamed_file = excluded.renamed_file, deleted_file = excluded.deleted_file
-WHERE (a_mode, b_mode, new_file, renamed_file, deleted_file)
-   IS NOT (excluded.a_mode, excluded.b_mode, excluded.new_file, excluded.renamed_file,
-           excluded.deleted_file)
-"""
+_UPSERT_FILE = Upsert(
+    "mr_file_changes",
+    ("merge_request_id", "old_path", "new_path", "a_mode", "b_mode", "new_file", "renamed_file",
+     "deleted_file"),
+    key=("merge_request_id", "old_path", "new_path"),
+    only_if_changed=True,
+).sql
 
 
 def replace_mr_diffs(

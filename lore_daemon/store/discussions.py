@@ -17,6 +17,7 @@ from lore_daemon.gitlab.models import Discussion, Note
 from lore_daemon.store.dirty import mark_dirty
 from lore_daemon.store.keys import SourceKey, discussion_key, entity_type_of
 from lore_daemon.store.multirow import insert_rows
+from lore_daemon.store.upsert import Upsert
 from lore_daemon.timeutil import iso_to_ms
 
 NoteRow = tuple[Any, ...]
@@ -33,32 +34,21 @@ WHERE d.noteable_type = ? AND d.noteable_id = ?
 
 _HAS_ANY = "SELECT 1 FROM discussions WHERE noteable_type = ? AND noteable_id = ? LIMIT 1"
 
-_INSERT_DISCUSSION = """
-INSERT INTO discussions (gitlab_id, project_id, noteable_type, noteable_id, individual_note,
-                         created_at, updated_at)"""
-_ON_DISCUSSION_CONFLICT = """
-ON CONFLICT (gitlab_id) DO UPDATE SET
-    project_id = excluded.project_id, noteable_type = excluded.noteable_type,
-    noteable_id = excluded.noteable_id, individual_note = excluded.individual_note,
-    created_at = excluded.created_at, updated_at = excluded.updated_at
-RETURNING id, gitlab_id
-"""
+_DISCUSSION_UPSERT = Upsert(
+    "discussions",
+    ("gitlab_id", "project_id", "noteable_type", "noteable_id", "individual_note", "created_at",
+     "updated_at"),
+    key=("gitlab_id",),
+    returning="id, gitlab_id",
+)
 
-_INSERT_NOTE = """
-INSERT INTO notes (gitlab_id, note_type, body, author_id, author_username, system, resolvable,
-                   resolved, created_at, updated_at, position_old_path, position_new_path,
-                   position_old_line, position_new_line, position_json, discussion_id, project_id)"""
-_ON_NOTE_CONFLICT = """
-ON CONFLICT (gitlab_id) DO UPDATE SET
-    note_type = excluded.note_type, body = excluded.body, author_id = excluded.author_id,
-    author_username = excluded.author_username, system = excluded.system,
-    resolvable = excluded.resolvable, resolved = excluded.resolved,
-    created_at = excluded.created_at, updated_at = excluded.updated_at,
-    position_old_path = excluded.position_old_path, position_new_path = excluded.position_new_path,
-    position_old_line = excluded.position_old_line, position_new_line = excluded.position_new_line,
-    position_json = excluded.position_json, discussion_id = excluded.discussion_id,
-    project_id = excluded.project_id
-"""
+_NOTE_UPSERT = Upsert(
+    "notes",
+    ("gitlab_id", "note_type", "body", "author_id", "author_username", "system", "resolvable",
+     "resolved", "created_at", "updated_at", "position_old_path", "position_new_path",
+     "position_old_line", "position_new_line", "position_json", "discussion_id", "project_id"),
+    key=("gitlab_id",),
+)
 
 # The notes of the rewritten discussions that none of them sends any more (one statement per parent).
 _DELETE_GONE_NOTES = """
@@ -159,13 +149,13 @@ def _write_discussions(
     last_existing = -1 if newest is None or newest[0] is None else int(newest[0])
     upserted = insert_rows(
         conn,
-        _INSERT_DISCUSSION,
+        _DISCUSSION_UPSERT.head,
         [
             (discussion.id, project_id, noteable_type, parent_id, int(discussion.individual_note),
              min((row[8] for row in rows), default=None), max((row[9] for row in rows), default=None))
             for discussion, rows in changed
         ],
-        _ON_DISCUSSION_CONFLICT,
+        _DISCUSSION_UPSERT.tail,
     )
     local_ids = {str(gitlab_id): int(local_id) for local_id, gitlab_id in upserted}
     ids = [local_ids[discussion.id] for discussion, _ in changed]
@@ -177,7 +167,7 @@ def _write_discussions(
     note_rows = [
         (*row, local_ids[discussion.id], project_id) for discussion, rows in changed for row in rows
     ]
-    insert_rows(conn, _INSERT_NOTE, note_rows, _ON_NOTE_CONFLICT)
+    insert_rows(conn, _NOTE_UPSERT.head, note_rows, _NOTE_UPSERT.tail)
     return [discussion_key(local_id) for local_id in ids]
 
 

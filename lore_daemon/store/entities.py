@@ -39,6 +39,7 @@ from lore_daemon.store.entity_sql import (
 )
 from lore_daemon.store.keys import EntityKind, SourceKey, discussion_key, entity_key, entity_type_of
 from lore_daemon.store.queue import ISSUE_JOB_TYPES, JOB_DEPENDENT, MR_JOB_TYPES, enqueue_job
+from lore_daemon.store.upsert import Upsert
 from lore_daemon.timeutil import iso_to_ms
 
 IngestStatus = Literal["ingested", "unchanged", "skipped_stale"]
@@ -79,14 +80,11 @@ class LocalEntityState:
         return [name for name, mark in self.watermarks.items() if mark is None or mark < self.updated_at_ms]
 
 
-_UPSERT_PROJECT = """
-INSERT INTO projects (gitlab_id, path_with_namespace, name, web_url, default_branch, last_seen_at)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (gitlab_id) DO UPDATE SET
-    path_with_namespace = excluded.path_with_namespace, name = excluded.name,
-    web_url = excluded.web_url, default_branch = excluded.default_branch,
-    last_seen_at = excluded.last_seen_at
-"""
+_UPSERT_PROJECT = Upsert(
+    "projects",
+    ("gitlab_id", "path_with_namespace", "name", "web_url", "default_branch", "last_seen_at"),
+    key=("gitlab_id",),
+).sql
 
 
 def upsert_project(conn: apsw.Connection, project: Project, *, now_ms: int) -> None:

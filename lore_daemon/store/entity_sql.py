@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from lore_daemon.gitlab.models import Issue, MergeRequest, Milestone, UserBasic
+from lore_daemon.store.upsert import Upsert
 from lore_daemon.timeutil import iso_to_ms
 
 UPSERT_USER: Final = """
@@ -57,24 +58,14 @@ ISSUE_SQL: Final = EntitySql(
         WHERE e.gitlab_id = ?""",
     select_by_iid="SELECT gitlab_id FROM issues WHERE project_id = ? AND iid = ?",
     delete="DELETE FROM issues WHERE gitlab_id = ? RETURNING raw_payload_id",
-    upsert="""
-        INSERT INTO issues (gitlab_id, project_id, iid, title, description, state, issue_type,
-            confidential, author_id, author_username, milestone_id, web_url, created_at, updated_at,
-            closed_at, closed_by_id, due_date, user_notes_count, upvotes, downvotes, last_seen_at,
-            raw_payload_id)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (gitlab_id) DO UPDATE SET
-            project_id = excluded.project_id, iid = excluded.iid, title = excluded.title,
-            description = excluded.description, state = excluded.state,
-            issue_type = excluded.issue_type, confidential = excluded.confidential,
-            author_id = excluded.author_id, author_username = excluded.author_username,
-            milestone_id = excluded.milestone_id, web_url = excluded.web_url,
-            created_at = excluded.created_at, updated_at = excluded.updated_at,
-            closed_at = excluded.closed_at, closed_by_id = excluded.closed_by_id,
-            due_date = excluded.due_date, user_notes_count = excluded.user_notes_count,
-            upvotes = excluded.upvotes, downvotes = excluded.downvotes,
-            last_seen_at = excluded.last_seen_at, raw_payload_id = excluded.raw_payload_id
-    """,
+    upsert=Upsert(
+        "issues",
+        ("gitlab_id", "project_id", "iid", "title", "description", "state", "issue_type",
+         "confidential", "author_id", "author_username", "milestone_id", "web_url", "created_at",
+         "updated_at", "closed_at", "closed_by_id", "due_date", "user_notes_count", "upvotes",
+         "downvotes", "last_seen_at", "raw_payload_id"),
+        key=("gitlab_id",),
+    ).sql,
     labels=(
         "DELETE FROM issue_labels WHERE issue_id = ?",
         "INSERT OR IGNORE INTO issue_labels (issue_id, label) VALUES (?, ?)",
@@ -96,31 +87,16 @@ MR_SQL: Final = EntitySql(
         WHERE e.gitlab_id = ?""",
     select_by_iid="SELECT gitlab_id FROM merge_requests WHERE project_id = ? AND iid = ?",
     delete="DELETE FROM merge_requests WHERE gitlab_id = ? RETURNING raw_payload_id",
-    upsert="""
-        INSERT INTO merge_requests (gitlab_id, project_id, iid, title, description, state, draft,
-            author_id, author_username, milestone_id, source_branch, target_branch,
-            source_project_id, target_project_id, sha, merge_commit_sha, squash_commit_sha,
-            detailed_merge_status, web_url, created_at, updated_at, merged_at, merged_by_id,
-            closed_at, closed_by_id, user_notes_count, upvotes, downvotes, last_seen_at,
-            raw_payload_id)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (gitlab_id) DO UPDATE SET
-            project_id = excluded.project_id, iid = excluded.iid, title = excluded.title,
-            description = excluded.description, state = excluded.state, draft = excluded.draft,
-            author_id = excluded.author_id, author_username = excluded.author_username,
-            milestone_id = excluded.milestone_id, source_branch = excluded.source_branch,
-            target_branch = excluded.target_branch, source_project_id = excluded.source_project_id,
-            target_project_id = excluded.target_project_id, sha = excluded.sha,
-            merge_commit_sha = excluded.merge_commit_sha,
-            squash_commit_sha = excluded.squash_commit_sha,
-            detailed_merge_status = excluded.detailed_merge_status, web_url = excluded.web_url,
-            created_at = excluded.created_at, updated_at = excluded.updated_at,
-            merged_at = excluded.merged_at, merged_by_id = excluded.merged_by_id,
-            closed_at = excluded.closed_at, closed_by_id = excluded.closed_by_id,
-            user_notes_count = excluded.user_notes_count, upvotes = excluded.upvotes,
-            downvotes = excluded.downvotes, last_seen_at = excluded.last_seen_at,
-            raw_payload_id = excluded.raw_payload_id
-    """,
+    upsert=Upsert(
+        "merge_requests",
+        ("gitlab_id", "project_id", "iid", "title", "description", "state", "draft", "author_id",
+         "author_username", "milestone_id", "source_branch", "target_branch", "source_project_id",
+         "target_project_id", "sha", "merge_commit_sha", "squash_commit_sha",
+         "detailed_merge_status", "web_url", "created_at", "updated_at", "merged_at",
+         "merged_by_id", "closed_at", "closed_by_id", "user_notes_count", "upvotes", "downvotes",
+         "last_seen_at", "raw_payload_id"),
+        key=("gitlab_id",),
+    ).sql,
     labels=(
         "DELETE FROM mr_labels WHERE merge_request_id = ?",
         "INSERT OR IGNORE INTO mr_labels (merge_request_id, label) VALUES (?, ?)",

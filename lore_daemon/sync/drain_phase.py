@@ -14,7 +14,6 @@ gone) is completed at claim time without a request.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 
 import apsw
@@ -24,6 +23,7 @@ from lore_daemon.store import queue
 from lore_daemon.store.entities import local_entity_state
 from lore_daemon.store.keys import kind_of
 from lore_daemon.store.queue import DependentJob
+from lore_daemon.sync.batched import write_in_groups
 from lore_daemon.sync.context import RunCancelled, RunContext
 from lore_daemon.sync.dependents import (
     STAGE_FOR_JOB_TYPE,
@@ -112,33 +112,32 @@ def _write_results(
 
     Each job is atomic on its own — its writes and its ``complete_job``/``fail_job`` sit in one
     SAVEPOINT — while up to ``JOBS_PER_TRANSACTION`` jobs (or ``TRANSACTION_BUDGET_S`` of work)
-    share one commit: a commit costs about as much as the job itself. The cancel flag is checked
-    before every job; when it is set, or a job raises (that job's savepoint is rolled back), the
-    jobs already done are committed, then the run stops.
+    share one commit (``sync/batched.py``): a commit costs about as much as the job itself. The
+    cancel flag is checked before every job; when it is set, or a job raises (that job's savepoint
+    is rolled back), the jobs already done are committed, then the run stops.
     """
     out = WriteResult()
-    pending = [(work, fetched, job) for work, fetched in results for job in work.jobs]
-    position = 0
-    while position < len(pending):
-        error: BaseException | None = None
-        batch = WriteResult()
-        deadline = time.monotonic() + TRANSACTION_BUDGET_S
-        with conn:
-            for work, fetched, job in pending[position:position + JOBS_PER_TRANSACTION]:
-                over_budget = (batch.done or batch.failed) and time.monotonic() > deadline
-                if ctx.cancel_event.is_set() or over_budget:
-                    break
-                try:
-                    with conn:  # a savepoint: this job alone rolls back
-                        _write_job(conn, owner, work, fetched, job, batch)
-                except BaseException as exc:  # re-raised once the jobs before it are committed
-                    error = exc
-                    break
-                position += 1
-        _merge(out, batch)
-        if error is not None:
-            raise error
-        ctx.check_cancelled()
+    group = WriteResult()  # the jobs of the open transaction, counted once it commits
+
+    def write_one(unit: tuple[EntityWork, FetchedDependents, DependentJob]) -> None:
+        work, fetched, job = unit
+        _write_job(conn, owner, work, fetched, job, group)
+
+    def committed() -> None:
+        nonlocal group
+        _merge(out, group)
+        group = WriteResult()
+
+    def lost() -> None:
+        nonlocal group
+        group = WriteResult()
+
+    write_in_groups(
+        conn, [(work, fetched, job) for work, fetched in results for job in work.jobs], write_one,
+        per_transaction=JOBS_PER_TRANSACTION, budget_s=TRANSACTION_BUDGET_S,
+        should_stop=ctx.cancel_event.is_set, on_group_committed=committed, on_group_lost=lost,
+    )
+    ctx.check_cancelled()
     return out
 
 

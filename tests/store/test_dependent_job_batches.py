@@ -12,6 +12,7 @@ import apsw
 import pytest
 
 from lore_daemon.errors import GitLabError
+from lore_daemon.store import discussions
 from lore_daemon.store.entities import ingest_issue
 from lore_daemon.sync import drain_phase
 from lore_daemon.sync.context import RunCancelled, RunContext
@@ -77,44 +78,73 @@ def test_a_job_that_raises_rolls_back_alone_and_the_jobs_before_it_commit(
     store_db: apsw.Connection, gl: Any, monkeypatch: pytest.MonkeyPatch
 ):
     pairs = _claimed_and_fetched(store_db, gl)
-    real = drain_phase.write_dependents
-    calls = 0
+    real = discussions.note_row
+    group_attempts = 0
+    real_group = drain_phase.write_group
 
-    def breaks_on_the_seventh(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        written = real(*args, **kwargs)  # the job's rows are written, then it fails
-        if calls == 7:
+    def counting_group(*args: Any, **kwargs: Any) -> Any:
+        nonlocal group_attempts
+        group_attempts += 1
+        return real_group(*args, **kwargs)
+
+    def poisoned(note: Any) -> Any:
+        if note.id == 40:  # issue 4's only note: its discussions job (job 7) breaks, in any path
             raise RuntimeError("bug in job 7")
-        return written
+        return real(note)
 
-    monkeypatch.setattr(drain_phase, "write_dependents", breaks_on_the_seventh)
+    monkeypatch.setattr(discussions, "note_row", poisoned)
+    monkeypatch.setattr(drain_phase, "write_group", counting_group)
     with pytest.raises(RuntimeError, match="bug in job 7"):
         drain_phase._write_results(store_db, _context(), OWNER, pairs)
-    # Jobs 1-6 (issues 1-3) committed; job 7 (issue 4's discussions) left nothing behind.
+    # The group (all 12 jobs) rolled back whole, then went job by job: jobs 1-6 (issues 1-3)
+    # committed; job 7 (issue 4's discussions) left nothing behind; 8-12 never ran.
+    assert group_attempts == 1
     assert _discussion_parents(store_db) == [1, 2, 3]
     assert [iid for iid, _, _ in _queued(store_db)] == [4, 4, 5, 5, 6, 6]
     watermark = store_db.execute("SELECT discussions_synced_for_updated_at FROM issues WHERE iid = 4")
     assert watermark.fetchone() == (None,)
+    assert not store_db.in_transaction
 
 
-def test_cancellation_commits_the_finished_jobs_and_stops_before_the_next(
-    store_db: apsw.Connection, gl: Any, monkeypatch: pytest.MonkeyPatch
+def test_a_group_is_written_in_a_handful_of_statements_with_the_same_outcome(
+    store_db: apsw.Connection, gl: Any
 ):
     pairs = _claimed_and_fetched(store_db, gl)
+    statements: list[str] = []
+    store_db.set_profile(lambda sql, _ns: statements.append(sql))
+    out = drain_phase._write_results(store_db, _context(), OWNER, pairs)
+    store_db.set_profile(None)
+    assert out.done == 2 * ISSUES and not out.failed
+    assert out.counts.discussions == ISSUES and out.counts.notes == ISSUES
+    assert _queued(store_db) == [] and _discussion_parents(store_db) == list(range(1, ISSUES + 1))
+    # One multi-row upsert each for the 6 parents' discussions and notes (multirow.py splits 6
+    # rows into statements of 4 and 2), one job delete, no per-job savepoint.
+    chunks = bin(ISSUES).count("1")
+    assert sum(s.startswith("INSERT INTO discussions") for s in statements) == chunks
+    assert sum(s.startswith("INSERT INTO notes") for s in statements) == chunks
+    assert sum("DELETE FROM pending_dependent_fetches" in s for s in statements) == 1
+    assert not any("SAVEPOINT" in s for s in statements)
+
+
+def test_cancellation_commits_the_finished_groups_and_stops_before_the_next(
+    store_db: apsw.Connection, gl: Any, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(drain_phase, "JOBS_PER_TRANSACTION", 4)  # 12 jobs: groups of 4
+    pairs = _claimed_and_fetched(store_db, gl)
     ctx = _context()
-    real = drain_phase.write_dependents
+    real = drain_phase.write_group
     calls = 0
 
-    def cancel_during_the_fifth(*args: Any, **kwargs: Any) -> Any:
+    def cancel_during_the_second(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
-        if calls == 5:
-            ctx.cancel_event.set()
+        if calls == 2:
+            ctx.cancel_event.set()  # seen before the third group
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(drain_phase, "write_dependents", cancel_during_the_fifth)
+    monkeypatch.setattr(drain_phase, "write_group", cancel_during_the_second)
     with pytest.raises(RunCancelled):
         drain_phase._write_results(store_db, ctx, OWNER, pairs)
-    assert calls == 5 and len(_queued(store_db)) == 2 * ISSUES - 5
-    assert store_db.execute("SELECT count(*) FROM discussions").fetchone() == (3,)  # jobs 1, 3, 5
+    assert calls == 2 and len(_queued(store_db)) == 2 * ISSUES - 8
+    assert store_db.execute("SELECT count(*) FROM discussions").fetchone() == (4,)  # issues 1-4
+    assert not store_db.in_transaction

@@ -1,0 +1,114 @@
+"""The dependent-job writer's fast path: a whole group of jobs in a handful of statements.
+
+Writing job by job costs a savepoint, a dirty mark, a job delete and several small statements
+per job; for the discussions of a first sync that was most of the phase. Here the jobs of one
+group are written together: every parent's discussions through one ``refresh_many`` (one
+multi-row upsert of discussions, one of notes, one dirty mark for all), the other stages job by
+job as before, and every finished job deleted in one statement. The caller runs this inside one
+transaction and, if anything raises, rolls the whole group back and writes it again job by job
+(``drain_phase``), so a failing job is still isolated and the rest of its group still lands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import apsw
+
+from lore_daemon import protocol
+from lore_daemon.store import queue
+from lore_daemon.store.dependents import set_watermark
+from lore_daemon.store.discussions import ParentThreads, refresh_many
+from lore_daemon.store.queue import DependentJob
+from lore_daemon.sync.dependents import (
+    STAGE_FOR_JOB_TYPE,
+    DependentCounts,
+    FetchedDependents,
+    failure_of,
+    write_dependents,
+)
+from lore_daemon.timeutil import now_ms
+
+
+@dataclass
+class EntityWork:
+    """The claimed jobs of one parent, fetched together."""
+
+    project_id: int
+    kind: protocol.EntityKind
+    iid: int
+    entity_id: int
+    fallback_updated_at: int  # the parent's updated_at, for jobs without a target
+    jobs: list[DependentJob] = field(default_factory=list)
+
+
+@dataclass
+class WriteResult:
+    done: int = 0
+    failed: list[protocol.EntityFailure] = field(default_factory=list)
+    counts: DependentCounts = field(default_factory=DependentCounts)
+
+    def add(self, other: WriteResult) -> None:
+        self.done += other.done
+        self.failed.extend(other.failed)
+        mine, theirs = self.counts, other.counts
+        mine.discussions += theirs.discussions
+        mine.notes += theirs.notes
+        mine.events += theirs.events
+        mine.closes_links += theirs.closes_links
+        mine.file_changes += theirs.file_changes
+
+
+Unit = tuple[EntityWork, FetchedDependents, DependentJob]
+
+
+def write_job(conn: apsw.Connection, owner: str, unit: Unit, into: WriteResult) -> None:
+    """One job alone (inside the caller's savepoint): its stage's full refresh + ``complete_job``,
+    or ``fail_job`` when its fetch failed."""
+    if _write_or_fail(conn, owner, unit, into):
+        queue.complete_job(conn, unit[2].id, owner=owner)
+
+
+def _write_or_fail(conn: apsw.Connection, owner: str, unit: Unit, into: WriteResult) -> bool:
+    """The job's stage written (True: the job is finished) or its failure recorded (False)."""
+    work, fetched, job = unit
+    stage = STAGE_FOR_JOB_TYPE[job.job_type]
+    now = now_ms()
+    error = fetched.errors.get(stage)
+    if error is not None:
+        queue.fail_job(conn, job.id, owner=owner, error=f"{error.code}: {error.message}", now_ms=now)
+        into.failed.append(failure_of(work.kind, work.iid, stage, error))
+        return False
+    written = write_dependents(
+        conn, fetched, parent_id=work.entity_id,
+        parent_updated_at_ms=job.target_updated_at or work.fallback_updated_at,
+        now_ms=now, stages=[stage],
+    )
+    into.add(WriteResult(counts=written.counts, done=1))
+    return True
+
+
+def write_group(conn: apsw.Connection, owner: str, units: list[Unit], into: WriteResult) -> None:
+    """Every job of ``units`` at once (inside the caller's transaction); same rows, same queue
+    state and same counts as ``write_job`` for each in turn."""
+    now = now_ms()
+    threads: list[tuple[Unit, ParentThreads]] = []
+    finished: list[int] = []
+    for unit in units:
+        work, fetched, job = unit
+        stage = STAGE_FOR_JOB_TYPE[job.job_type]
+        if stage == "discussions" and stage not in fetched.errors:
+            parent = ParentThreads(fetched.project_id, fetched.kind, work.entity_id, fetched.results[stage])
+            threads.append((unit, parent))
+            finished.append(job.id)
+        elif _write_or_fail(conn, owner, unit, into):
+            finished.append(job.id)
+    if threads:
+        refreshed = refresh_many(conn, [parent for _, parent in threads], now_ms=now)
+        for ((work, fetched, job), _), result in zip(threads, refreshed, strict=True):
+            target = job.target_updated_at or work.fallback_updated_at
+            set_watermark(conn, fetched.kind, work.entity_id, "discussions", target)
+            into.counts.discussions += result.discussions
+            into.counts.notes += result.notes
+            into.done += 1
+    queue.complete_jobs(conn, finished, owner=owner)

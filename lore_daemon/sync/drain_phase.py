@@ -37,6 +37,10 @@ from lore_daemon.timeutil import now_ms
 
 CLAIM_BATCH = 200  # jobs per claim
 LOW_WATER = 50  # claim more when fewer parents than this are being fetched
+# A writer hop waits (at most HOP_GATHER_S) until this many parents have arrived, unless nothing
+# else is in flight: tiny hops of 1-3 parents cost a commit and a group's fixed statements each.
+HOP_PARENTS = 20
+HOP_GATHER_S = 0.02
 # Jobs sharing one commit (each in its own savepoint). Bounded so the write lock is held briefly:
 # other processes' writers wait on it, and this process's lock heartbeat runs between hops.
 JOBS_PER_TRANSACTION = 64
@@ -181,9 +185,7 @@ async def drain_dependents(
                     continue  # a batch of already-satisfied jobs: claim the next one
             if not in_flight and arrived.empty():
                 return
-            ready = [await arrived.get()]
-            while not arrived.empty():
-                ready.append(arrived.get_nowait())
+            ready = await _gather_hop(arrived, in_flight)
             fetched: list[tuple[EntityWork, FetchedDependents]] = []
             for work, got in ready:
                 if isinstance(got, BaseException):
@@ -196,6 +198,30 @@ async def drain_dependents(
             task.cancel()
         if in_flight:
             await asyncio.gather(*in_flight, return_exceptions=True)
+
+
+async def _gather_hop(
+    arrived: asyncio.Queue[tuple[EntityWork, FetchedDependents | BaseException]],
+    in_flight: set[asyncio.Task[None]],
+) -> list[tuple[EntityWork, FetchedDependents | BaseException]]:
+    """The next writer hop: whatever has arrived, topped up to ``HOP_PARENTS`` for a moment."""
+    ready = [await arrived.get()]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + HOP_GATHER_S
+    while len(ready) < HOP_PARENTS and in_flight:
+        if not arrived.empty():
+            ready.append(arrived.get_nowait())
+            continue
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        try:
+            ready.append(await asyncio.wait_for(arrived.get(), remaining))
+        except TimeoutError:
+            break
+    while not arrived.empty():
+        ready.append(arrived.get_nowait())
+    return ready
 
 
 def _record(ctx: RunContext, result: WriteResult) -> None:

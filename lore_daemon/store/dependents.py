@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 import apsw
+import msgspec
 
 from lore_daemon.errors import LoreError
 from lore_daemon.gitlab.models import (
@@ -108,6 +109,39 @@ _EVENT_SQL: Final = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ParentEvents:
+    """One parent's complete resource events, as GitLab sent them."""
+
+    project_id: int
+    parent_kind: Literal["issue", "mr"]
+    parent_id: int
+    state: list[StateEvent]
+    label: list[LabelEvent]
+    milestone: list[MilestoneEvent]
+
+
+# Per event kind: (SELECT the stored ids of a list of parents, the ON CONFLICT tail that also
+# RETURNs the parent of every row actually written). DELETE and INSERT head as in _EVENT_SQL.
+_EVENTS_MANY_SQL: Final = {
+    "state": (
+        "SELECT entity_id, gitlab_id FROM resource_state_events"
+        " WHERE entity_type = ?1 AND entity_id IN (SELECT value FROM json_each(?2))",
+        _EVENT_UPSERTS["state"].tail + " RETURNING entity_type, entity_id",
+    ),
+    "label": (
+        "SELECT entity_id, gitlab_id FROM resource_label_events"
+        " WHERE entity_type = ?1 AND entity_id IN (SELECT value FROM json_each(?2))",
+        _EVENT_UPSERTS["label"].tail + " RETURNING entity_type, entity_id",
+    ),
+    "milestone": (
+        "SELECT entity_id, gitlab_id FROM resource_milestone_events"
+        " WHERE entity_type = ?1 AND entity_id IN (SELECT value FROM json_each(?2))",
+        _EVENT_UPSERTS["milestone"].tail + " RETURNING entity_type, entity_id",
+    ),
+}
+
+
 def replace_resource_events(
     conn: apsw.Connection,
     *,
@@ -119,39 +153,66 @@ def replace_resource_events(
     milestone: list[MilestoneEvent],
 ) -> DependentWrite:
     """Full refresh of the three event kinds of one parent. Events are not in any document."""
-    entity_type = entity_type_of(parent_kind)
-    head = (project_id, entity_type, parent_id)
+    parent = ParentEvents(project_id, parent_kind, parent_id, state, label, milestone)
+    return replace_events_many(conn, [parent])[0]
+
+
+def _event_rows(parent: ParentEvents) -> dict[str, dict[int, tuple[object, ...]]]:
+    """Stored rows per kind, keyed by event id: a repeated event (page overlap) is stored once."""
+    head = (parent.project_id, entity_type_of(parent.parent_kind), parent.parent_id)
 
     def common(event: StateEvent | LabelEvent | MilestoneEvent) -> tuple[object, ...]:
         user = event.user
         return (event.id, *head, user.id if user else None, user.username if user else None,
                 iso_to_ms(event.created_at))
 
-    # Keyed by event id: a repeated event (page overlap) is stored once.
-    rows_by_kind: dict[str, dict[int, tuple[object, ...]]] = {
-        "state": {e.id: (*common(e), e.state, e.source_commit, e.source_merge_request_id) for e in state},
+    return {
+        "state": {
+            e.id: (*common(e), e.state, e.source_commit, e.source_merge_request_id) for e in parent.state
+        },
         "label": {
             e.id: (*common(e), e.action, e.label.id if e.label else None,
                    e.label.name if e.label else None, e.label.color if e.label else None)
-            for e in label
+            for e in parent.label
         },
         "milestone": {
             e.id: (*common(e), e.action, e.milestone.id if e.milestone else None,
                    e.milestone.title if e.milestone else None)
-            for e in milestone
+            for e in parent.milestone
         },
     }
-    before = conn.total_changes()
-    total = 0
-    for kind, unique in rows_by_kind.items():
-        select_sql, delete_sql, insert_head, on_conflict = _EVENT_SQL[kind]
-        existing = {int(r[0]) for r in conn.execute(select_sql, (entity_type, parent_id))}
-        gone = existing - unique.keys()
+
+
+def replace_events_many(conn: apsw.Connection, parents: list[ParentEvents]) -> list[DependentWrite]:
+    """Full refresh of several parents' events at once: per kind, one read of what is stored, one
+    delete of what is gone, one multi-row upsert (whose RETURNING says which parents changed)."""
+    rows = [_event_rows(parent) for parent in parents]
+    index_of: dict[tuple[str, int], int] = {
+        (entity_type_of(p.parent_kind), p.parent_id): i for i, p in enumerate(parents)
+    }
+    changed = [False] * len(parents)
+    for kind, (select_many, on_conflict) in _EVENTS_MANY_SQL.items():
+        _, delete_sql, insert_head, _ = _EVENT_SQL[kind]
+        existing: dict[tuple[str, int], set[int]] = {}
+        for entity_type in {key[0] for key in index_of}:
+            ids = msgspec.json.encode([pid for etype, pid in index_of if etype == entity_type])
+            for entity_id, gitlab_id in conn.execute(select_many, (entity_type, ids)):
+                existing.setdefault((entity_type, int(entity_id)), set()).add(int(gitlab_id))
+        gone: list[tuple[int]] = []
+        for key, stored in existing.items():
+            left = sorted(stored - rows[index_of[key]][kind].keys())
+            if left:
+                gone.extend((gitlab_id,) for gitlab_id in left)
+                changed[index_of[key]] = True
         if gone:
-            conn.executemany(delete_sql, [(gitlab_id,) for gitlab_id in sorted(gone)])
-        insert_rows(conn, insert_head, list(unique.values()), on_conflict)
-        total += len(unique)
-    return DependentWrite(frozenset(), total, conn.total_changes() != before)
+            conn.executemany(delete_sql, gone)
+        upserts = [row for parent_rows in rows for row in parent_rows[kind].values()]
+        for entity_type, entity_id in insert_rows(conn, insert_head, upserts, on_conflict):
+            changed[index_of[(str(entity_type), int(entity_id))]] = True
+    return [
+        DependentWrite(frozenset(), sum(len(by_id) for by_id in parent_rows.values()), wrote)
+        for parent_rows, wrote in zip(rows, changed, strict=True)
+    ]
 
 
 _UPSERT_CLOSES = Upsert(

@@ -3,10 +3,12 @@
 Writing job by job costs a savepoint, a dirty mark, a job delete and several small statements
 per job; for the discussions of a first sync that was most of the phase. Here the jobs of one
 group are written together: every parent's discussions through one ``refresh_many`` (one
-multi-row upsert of discussions, one of notes, one dirty mark for all), the other stages job by
-job as before, and every finished job deleted in one statement. The caller runs this inside one
-transaction and, if anything raises, rolls the whole group back and writes it again job by job
-(``drain_phase``), so a failing job is still isolated and the rest of its group still lands.
+multi-row upsert of discussions, one of notes, one dirty mark for all), every parent's events
+through one ``replace_events_many`` (per kind: one read, one upsert), the rarer MR stages and
+failed fetches job by job as before, and every finished job deleted in one statement. The
+caller runs this inside one transaction and, if anything raises, rolls the whole group back and
+writes it again job by job (``drain_phase``), so a failing job is still isolated and the rest of
+its group still lands.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import apsw
 
 from lore_daemon import protocol
 from lore_daemon.store import queue
-from lore_daemon.store.dependents import set_watermark
+from lore_daemon.store.dependents import DependentName, ParentEvents, replace_events_many, set_watermark
 from lore_daemon.store.discussions import ParentThreads, refresh_many
 from lore_daemon.store.queue import DependentJob
 from lore_daemon.sync.dependents import (
@@ -93,22 +95,38 @@ def write_group(conn: apsw.Connection, owner: str, units: list[Unit], into: Writ
     state and same counts as ``write_job`` for each in turn."""
     now = now_ms()
     threads: list[tuple[Unit, ParentThreads]] = []
+    events: list[tuple[Unit, ParentEvents]] = []
     finished: list[int] = []
     for unit in units:
         work, fetched, job = unit
         stage = STAGE_FOR_JOB_TYPE[job.job_type]
-        if stage == "discussions" and stage not in fetched.errors:
-            parent = ParentThreads(fetched.project_id, fetched.kind, work.entity_id, fetched.results[stage])
-            threads.append((unit, parent))
-            finished.append(job.id)
-        elif _write_or_fail(conn, owner, unit, into):
-            finished.append(job.id)
+        if stage in fetched.errors or stage not in ("discussions", "events"):
+            if _write_or_fail(conn, owner, unit, into):  # rare stages and failures: job by job
+                finished.append(job.id)
+            continue
+        payload = fetched.results[stage]
+        if stage == "discussions":
+            threads.append((unit, ParentThreads(fetched.project_id, fetched.kind, work.entity_id, payload)))
+        else:
+            events.append((unit, ParentEvents(fetched.project_id, fetched.kind, work.entity_id,
+                                              payload.state, payload.label, payload.milestone)))
+        finished.append(job.id)
     if threads:
         refreshed = refresh_many(conn, [parent for _, parent in threads], now_ms=now)
-        for ((work, fetched, job), _), result in zip(threads, refreshed, strict=True):
-            target = job.target_updated_at or work.fallback_updated_at
-            set_watermark(conn, fetched.kind, work.entity_id, "discussions", target)
+        for (unit, _), result in zip(threads, refreshed, strict=True):
+            _advance(conn, unit, "discussions")
             into.counts.discussions += result.discussions
             into.counts.notes += result.notes
-            into.done += 1
+    if events:
+        replaced = replace_events_many(conn, [parent for _, parent in events])
+        for (unit, _), written in zip(events, replaced, strict=True):
+            _advance(conn, unit, "events")
+            into.counts.events += written.rows
+    into.done += len(threads) + len(events)
     queue.complete_jobs(conn, finished, owner=owner)
+
+
+def _advance(conn: apsw.Connection, unit: Unit, dependent: DependentName) -> None:
+    work, fetched, job = unit
+    target = job.target_updated_at or work.fallback_updated_at
+    set_watermark(conn, fetched.kind, work.entity_id, dependent, target)

@@ -239,3 +239,30 @@ def test_mr_diffs_full_replace(parents: apsw.Connection, gl: Any):
     assert second.changed and second.rows == 2
     paths = [r[0] for r in parents.execute("SELECT new_path FROM mr_file_changes ORDER BY new_path")]
     assert paths == ["a.py", "b.py"]
+
+
+def test_events_of_several_parents_in_one_call_match_parent_by_parent(parents: apsw.Connection, gl: Any):
+    from lore_daemon.store.dependents import ParentEvents, replace_events_many
+
+    events(parents, gl, "issue", ISSUE_ID, state=[gl.state_event(1)], label=[gl.label_event(2)])
+    events(parents, gl, "mr", MR_ID, milestone=[gl.milestone_event(3)])
+    with parents:
+        out = replace_events_many(parents, [
+            # the issue: event 1 unchanged, label 2 gone, milestone 4 new
+            ParentEvents(gl.project_id, "issue", ISSUE_ID, [gl.state_event(1)], [], [gl.milestone_event(4)]),
+            # the MR: exactly what it has: no write at all
+            ParentEvents(gl.project_id, "mr", MR_ID, [], [], [gl.milestone_event(3)]),
+        ])
+    assert [(w.rows, w.changed) for w in out] == [(2, True), (1, False)]
+    stored = parents.execute(
+        "SELECT 'state', gitlab_id, entity_id FROM resource_state_events UNION ALL "
+        "SELECT 'label', gitlab_id, entity_id FROM resource_label_events UNION ALL "
+        "SELECT 'milestone', gitlab_id, entity_id FROM resource_milestone_events ORDER BY 1, 2"
+    ).fetchall()
+    assert stored == [("milestone", 3, MR_ID), ("milestone", 4, ISSUE_ID), ("state", 1, ISSUE_ID)]
+    with parents:  # the same again, together: nothing changes for either
+        again = replace_events_many(parents, [
+            ParentEvents(gl.project_id, "issue", ISSUE_ID, [gl.state_event(1)], [], [gl.milestone_event(4)]),
+            ParentEvents(gl.project_id, "mr", MR_ID, [], [], [gl.milestone_event(3)]),
+        ])
+    assert [w.changed for w in again] == [False, False]

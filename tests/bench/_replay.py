@@ -5,10 +5,10 @@ time is inflated and noisy. Here every payload is fetched first (real ``GitLabCl
 in its own process, stopped before timing starts), then the REAL write path of the standard sync
 runs on one thread of a fresh database with nothing else in the way, phase by phase:
 
-* ingest — ``ingest_phase._write_page`` per listing page (one transaction per item, cursor walk);
-* dependents — ``drain_phase._claim`` batches and ``drain_phase._write_results`` (per-job
-  savepoints, ``JOBS_PER_TRANSACTION`` per commit), fed ``REPLAY_HOP_PARENTS`` parents per hop as
-  the live pipeline feeds whatever has arrived;
+* ingest — ``ingest_phase._write_page`` per listing page (a savepoint per item, shared commits);
+* dependents — ``drain_phase._claim`` batches and ``drain_phase._write_results`` (groups of
+  ``JOBS_PER_TRANSACTION`` jobs, one transaction each), fed ``drain_phase.HOP_PARENTS`` parents
+  per hop, as the live pipeline tops its hops up to;
 * docs — ``docs_phase._drain_batch`` until a batch processes nothing.
 
 The work to fetch is found by ingesting the listing into a throwaway in-memory database and
@@ -39,7 +39,6 @@ from lore_daemon.sync.dependents import STAGE_FOR_JOB_TYPE, fetch_dependents
 
 OWNER = "bench-replay"
 STALE_CLAIM_MS = 600_000
-REPLAY_HOP_PARENTS = 20  # parents per writer hop, like a live pipeline step
 RESOURCES: tuple[Resource, ...] = ("issues", "merge_requests")
 PHASES = ("ingest", "dependents", "docs")
 
@@ -145,8 +144,8 @@ def _drain_dependents(conn: apsw.Connection, run: Any, captured: Captured, watch
                 continue  # nothing to fetch in this batch (the scratch claim skipped it too)
             payloads = pickle.load(spilled)
             pairs = [(w, payloads[(w.kind, w.iid)]) for w in claimed.work]
-            for start in range(0, len(pairs), REPLAY_HOP_PARENTS):
-                hop = pairs[start:start + REPLAY_HOP_PARENTS]
+            for start in range(0, len(pairs), drain_phase.HOP_PARENTS):
+                hop = pairs[start:start + drain_phase.HOP_PARENTS]
                 watch.time(drain_phase._write_results, conn, run, OWNER, hop)
 
 

@@ -53,6 +53,7 @@ def _create_private_file(path: Path) -> None:
 # Prepared statements kept per connection (apsw caps it at 512; its default, 100, is below the
 # ~95 distinct texts one standard sync runs, so statements were re-prepared thousands of times).
 STATEMENT_CACHE_SIZE = 512
+WRITER_CACHE_KIB = 32 * 1024
 
 
 def open_connection(
@@ -94,6 +95,10 @@ def open_connection(
             # Savepoint sub-journals (one per dependent job inside a batched transaction) and
             # sorter spill stay in memory instead of a temp file: ~30% less writer time per job.
             conn.pragma("temp_store", "MEMORY")
+            # A writer's page cache (default 2 MB): a sync's random index inserts (discussion ids,
+            # payload hashes, FTS terms) miss it once the database outgrows it; 32 MB keeps a
+            # 10k-issue project's hot pages (measured: 5-8% less writer time at 10k issues).
+            conn.pragma("cache_size", WRITER_CACHE_KIB * -1)
             conn.transaction_mode = "IMMEDIATE"
     except BaseException:
         conn.close()

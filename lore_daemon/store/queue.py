@@ -175,9 +175,12 @@ def queue_depths(conn: apsw.Connection) -> dict[str, int]:
     return depths
 
 
+# The unary ``+`` keeps SQLite off the ``ready`` index (next_retry_at, locked_at): without it the
+# planner walked every not-backed-off job for each call (0.8 ms a call at 24k queued jobs)
+# instead of looking the listed ids up by rowid.
 _COMPLETE_MANY = """
 DELETE FROM pending_dependent_fetches
-WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2 AND next_retry_at IS NULL
+WHERE id IN (SELECT value FROM json_each(?1)) AND locked_by = ?2 AND +next_retry_at IS NULL
 RETURNING id
 """
 _RELEASE_MANY = """

@@ -39,11 +39,11 @@ CLAIM_BATCH = 200  # jobs per claim
 LOW_WATER = 50  # claim more when fewer parents than this are being fetched
 # A writer hop waits (at most HOP_GATHER_S) until this many parents have arrived, unless nothing
 # else is in flight: tiny hops of 1-3 parents cost a commit and a group's fixed statements each.
-HOP_PARENTS = 20
-HOP_GATHER_S = 0.02
+HOP_PARENTS = 50
+HOP_GATHER_S = 0.05
 # Jobs sharing one commit (each in its own savepoint). Bounded so the write lock is held briefly:
 # other processes' writers wait on it, and this process's lock heartbeat runs between hops.
-JOBS_PER_TRANSACTION = 64
+JOBS_PER_TRANSACTION = 128
 TRANSACTION_BUDGET_S = 0.05
 
 

@@ -35,16 +35,17 @@ def test_a_source_whose_write_fails_is_parked_alone_and_the_rest_of_its_chunk_co
 ):
     keys = _issues(store_db, gl, 7)
     poisoned = keys[3]
-    real = documents_module.render_source
+    real = documents_module.render_sources
 
-    def title_less(conn: apsw.Connection, key: tuple[str, int]) -> Any:
-        rendered = real(conn, key)
-        if key == poisoned and rendered is not None:  # NOT NULL title: the INSERT of this row fails
-            return Rendered(None, rendered.content, rendered.url, rendered.project_id)  # type: ignore[arg-type]
+    def title_less(conn: apsw.Connection, batch: list[tuple[str, int]]) -> Any:
+        rendered = real(conn, batch)
+        good = rendered.get(poisoned)
+        if good is not None:  # NOT NULL title: the INSERT of this row fails
+            rendered[poisoned] = Rendered(None, good.content, good.url, good.project_id)  # type: ignore[arg-type]
         return rendered
 
     monkeypatch.setattr(documents_module, "WRITE_CHUNK", 3)  # chunks [0-2], [3-5], [6]
-    monkeypatch.setattr(documents_module, "render_source", title_less)
+    monkeypatch.setattr(documents_module, "render_sources", title_less)
     with store_db:
         out = drain_dirty(store_db, now_ms=gl.NOW + 1)
     assert out.failed == [poisoned] and out.processed == 7 and len(out.regenerated_ids) == 6

@@ -181,5 +181,6 @@ def test_completing_many_jobs_looks_them_up_by_id(store_db: apsw.Connection) -> 
     """The bulk delete must not walk the ``ready`` index (every due job) for each call."""
     from lore_daemon.store.queue import _COMPLETE_MANY
 
-    plan = " ".join(str(row[3]) for row in store_db.execute("EXPLAIN QUERY PLAN " + _COMPLETE_MANY, ("[1]", "o")))
+    rows = store_db.execute("EXPLAIN QUERY PLAN " + _COMPLETE_MANY, ("[1]", "o"))
+    plan = " ".join(str(row[3]) for row in rows)
     assert "INTEGER PRIMARY KEY" in plan and "pending_dependent_fetches_ready" not in plan

@@ -12,6 +12,7 @@ from lore_daemon import __version__, protocol
 from lore_daemon.config import config_summary
 from lore_daemon.services.runtime import Runtime
 from lore_daemon.services.spec import Call, MethodSpec
+from lore_daemon.services.targets import LOCAL_READ_ERRORS
 from lore_daemon.store import dirty, ledger, locks, queue
 
 LAST_RUNS = 5
@@ -73,5 +74,5 @@ SPEC = MethodSpec(
     params_type=protocol.StatusParams,
     result_type=protocol.StatusResult,
     serve=serve,
-    error_codes=("CONFIG_NOT_FOUND", "CONFIG_INVALID", "CONFIG_UNKNOWN_KEY", "DB_ERROR"),
+    error_codes=LOCAL_READ_ERRORS,
 )

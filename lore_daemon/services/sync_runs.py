@@ -7,6 +7,7 @@ import apsw
 from lore_daemon import protocol
 from lore_daemon.services.runtime import Runtime
 from lore_daemon.services.spec import Call, MethodSpec
+from lore_daemon.services.targets import LOCAL_READ_ERRORS
 from lore_daemon.store import ledger
 
 
@@ -30,5 +31,5 @@ SPEC = MethodSpec(
     params_type=protocol.SyncRunsParams,
     result_type=protocol.SyncRunsResult,
     serve=serve,
-    error_codes=("CONFIG_NOT_FOUND", "CONFIG_INVALID", "CONFIG_UNKNOWN_KEY", "DB_ERROR"),
+    error_codes=LOCAL_READ_ERRORS,
 )

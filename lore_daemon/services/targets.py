@@ -18,6 +18,8 @@ TARGET_ERRORS = (
     "DB_ERROR",
 )
 STANDARD_ERRORS = (*CONFIG_ERRORS, *GITLAB_ERRORS, "LOCK_TIMEOUT", "DB_ERROR")
+# Methods that only read the local store: they need the configuration, never the token.
+LOCAL_READ_ERRORS = ("CONFIG_NOT_FOUND", "CONFIG_INVALID", "CONFIG_UNKNOWN_KEY", "DB_ERROR")
 
 
 def require_targets(params: protocol.TargetParams) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import apsw
 
@@ -63,22 +64,16 @@ def ingest_primaries(
     outcomes: list[IngestOutcome] = []
     with conn:
         upsert_project(conn, project, now_ms=now_ms)
-        for fetched_issue in issues:
+        primaries: list[tuple[Any, Fetched[Any]]] = [
+            *((ingest_issue, fetched) for fetched in issues),
+            *((ingest_merge_request, fetched) for fetched in mrs),
+        ]
+        for ingest, fetched in primaries:
             check_cancelled()
-            outcomes.append(
-                ingest_issue(
-                    conn, project.id, fetched_issue,
-                    now_ms=now_ms, stale_guard_ms=stale_guard_ms, enqueue_dependents=False,
-                )
-            )
-        for fetched_mr in mrs:
-            check_cancelled()
-            outcomes.append(
-                ingest_merge_request(
-                    conn, project.id, fetched_mr,
-                    now_ms=now_ms, stale_guard_ms=stale_guard_ms, enqueue_dependents=False,
-                )
-            )
+            outcomes.append(ingest(
+                conn, project.id, fetched,
+                now_ms=now_ms, stale_guard_ms=stale_guard_ms, enqueue_dependents=False,
+            ))
         check_cancelled()
     return outcomes
 

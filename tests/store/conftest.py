@@ -226,6 +226,16 @@ def gl() -> Payloads:
 
 
 @pytest.fixture
+def conn(tmp_path: Path) -> Iterator[apsw.Connection]:
+    """A migrated, empty database file; the writer connection (IMMEDIATE). Test modules that need
+    something else define their own ``conn``."""
+    connection = open_connection(tmp_path / "lore.db")
+    migrate(connection)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
 def store_db(tmp_path: Path, gl: Payloads) -> Iterator[apsw.Connection]:
     """A migrated database file holding the test project; the writer connection (IMMEDIATE)."""
     conn = open_connection(tmp_path / "lore.db")

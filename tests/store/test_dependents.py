@@ -207,15 +207,14 @@ def test_closes_links_unique_replaced_and_dirty_the_mr(parents: apsw.Connection,
 
 
 def test_mr_diffs_full_replace(parents: apsw.Connection, gl: Any):
+    three = [
+        gl.diff("a.py"), gl.diff("old.py", "new.py", renamed_file=True), gl.diff("gone.py", deleted_file=True)
+    ]
     with parents:
         first = replace_mr_diffs(
             parents,
             mr_id=MR_ID,
-            diffs=[
-                gl.diff("a.py"),
-                gl.diff("old.py", "new.py", renamed_file=True),
-                gl.diff("gone.py", deleted_file=True),
-            ],
+            diffs=three,
             now_ms=gl.NOW,
         )
     assert first.rows == 3 and first.touched == frozenset({("merge_request", MR_ID)})
@@ -226,11 +225,7 @@ def test_mr_diffs_full_replace(parents: apsw.Connection, gl: Any):
         same = replace_mr_diffs(
             parents,
             mr_id=MR_ID,
-            diffs=[
-                gl.diff("a.py"),
-                gl.diff("old.py", "new.py", renamed_file=True),
-                gl.diff("gone.py", deleted_file=True),
-            ],
+            diffs=three,
         )
         second = replace_mr_diffs(
             parents, mr_id=MR_ID, diffs=[gl.diff("a.py"), gl.diff("b.py", new_file=True)]

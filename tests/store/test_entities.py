@@ -192,17 +192,18 @@ def test_merge_request_links_and_four_jobs(store_db: apsw.Connection, gl: Any):
     ]
 
 
+def _issue_with_a_thread(conn: apsw.Connection, gl: Any) -> Any:
+    """Issue 1 (GitLab id 10_001) with one discussion; the discussion write's outcome."""
+    ingest_issue(conn, gl.project_id, gl.issue(1), now_ms=gl.NOW)
+    return replace_discussions(
+        conn, project_id=gl.project_id, parent_kind="issue", parent_id=10_001,
+        discussions=[gl.discussion("a", gl.note(1))], now_ms=gl.NOW,
+    )
+
+
 def test_title_change_dirties_the_parents_discussions(store_db: apsw.Connection, gl: Any):
     with store_db:
-        ingest_issue(store_db, gl.project_id, gl.issue(1), now_ms=gl.NOW)
-        written = replace_discussions(
-            store_db,
-            project_id=gl.project_id,
-            parent_kind="issue",
-            parent_id=10_001,
-            discussions=[gl.discussion("a", gl.note(1))],
-            now_ms=gl.NOW,
-        )
+        written = _issue_with_a_thread(store_db, gl)
         store_db.execute("DELETE FROM dirty_sources")
         label_only = ingest_issue(
             store_db, gl.project_id, gl.issue(1, updated_ms=gl.T0 + 1, labels=["x"]), now_ms=gl.NOW
@@ -216,15 +217,7 @@ def test_title_change_dirties_the_parents_discussions(store_db: apsw.Connection,
 
 def test_recreated_iid_evicts_the_old_row_and_its_dependents(store_db: apsw.Connection, gl: Any):
     with store_db:
-        ingest_issue(store_db, gl.project_id, gl.issue(1), now_ms=gl.NOW)
-        old = replace_discussions(
-            store_db,
-            project_id=gl.project_id,
-            parent_kind="issue",
-            parent_id=10_001,
-            discussions=[gl.discussion("a", gl.note(1))],
-            now_ms=gl.NOW,
-        )
+        old = _issue_with_a_thread(store_db, gl)
         out = ingest_issue(store_db, gl.project_id, gl.issue(1, id=99_999), now_ms=gl.NOW)
     assert out.status == "ingested"
     assert out.touched == frozenset({("issue", 99_999), ("issue", 10_001)}) | old.touched

@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterator
-from pathlib import Path
 
 import apsw
 import msgspec
-import pytest
 
 from lore_daemon import protocol
 from lore_daemon.protocol import Counters, EntityFailure, RequestedTargets, RobotError
 from lore_daemon.store import ledger
-from lore_daemon.store.connection import open_connection
-from lore_daemon.store.migrations import migrate
 from lore_daemon.timeutil import ms_to_datetime
 
 T0 = 1_700_000_000_000
-
-
-@pytest.fixture
-def conn(tmp_path: Path) -> Iterator[apsw.Connection]:
-    connection = open_connection(tmp_path / "lore.db")
-    migrate(connection)
-    yield connection
-    connection.close()
 
 
 def _start(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import apsw
@@ -12,21 +12,12 @@ import pytest
 from lore_daemon.errors import LockTimeoutError, RunError, StoreError
 from lore_daemon.protocol import RequestedTargets
 from lore_daemon.store import ledger, locks
-from lore_daemon.store.connection import Database, open_connection
-from lore_daemon.store.migrations import migrate
+from lore_daemon.store.connection import Database
 from lore_daemon.sync.locking import HeldLock, acquire_lock, make_owner, run_heartbeat
 from lore_daemon.timeutil import now_ms
 
 T0 = 1_700_000_000_000
 STALE = 1_000
-
-
-@pytest.fixture
-def conn(tmp_path: Path) -> Iterator[apsw.Connection]:
-    connection = open_connection(tmp_path / "lore.db")
-    migrate(connection)
-    yield connection
-    connection.close()
 
 
 @pytest.fixture

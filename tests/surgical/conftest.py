@@ -20,6 +20,7 @@ from lore_daemon.engine import Engine
 from lore_daemon.gitlab._retry import RetryPolicy
 from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.sim import SimConfig, SimServer
+from lore_daemon.store import ledger
 from lore_daemon.store.connection import Database
 from lore_daemon.sync.locking import make_owner
 
@@ -145,3 +146,14 @@ def content_snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 def surgical(**fields: Any) -> protocol.SyncSurgicalParams:
     fields.setdefault("project", PROJECT)
     return protocol.SyncSurgicalParams(**fields)
+
+
+def stored_run(db_path: Path, run_id: str | None) -> protocol.SyncRun:
+    """The ledger row of ``run_id`` as the daemon would report it (it must exist)."""
+    conn = connect(db_path)
+    try:
+        run = ledger.get_run(conn, run_id or "")
+    finally:
+        conn.close()
+    assert run is not None
+    return run

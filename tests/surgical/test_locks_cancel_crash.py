@@ -16,7 +16,6 @@ from lore_daemon import protocol
 from lore_daemon.engine import Engine
 from lore_daemon.errors import LoreError
 from lore_daemon.sim import SimServer
-from lore_daemon.store import ledger
 from lore_daemon.sync import surgical_run
 
 from .children import HERE, child_line, lock_held_by_another_process
@@ -27,19 +26,10 @@ from .conftest import (
     connect,
     content_snapshot,
     rows,
+    stored_run,
     surgical,
     write_config,
 )
-
-
-def _run(db_path: Path, run_id: str | None) -> protocol.SyncRun:
-    conn = connect(db_path)
-    try:
-        run = ledger.get_run(conn, run_id or "")
-    finally:
-        conn.close()
-    assert run is not None
-    return run
 
 
 def _is_lock_wait(note: protocol.ProgressNotification) -> bool:
@@ -78,7 +68,7 @@ async def test_lock_window_does_not_block_during_preflight(engine: Engine, sim: 
     assert notes[first_wait].phase == "ingest" and str(holder_pid) in notes[first_wait].message
     assert result.stage_timings_ms["lockWait"] > 0
     assert (
-        _run(engine.db.path, result.run_id).stage_timings_ms["lockWait"]
+        stored_run(engine.db.path, result.run_id).stage_timings_ms["lockWait"]
         == result.stage_timings_ms["lockWait"]
     )
 
@@ -133,7 +123,7 @@ async def test_cancel_mid_dependents_rolls_back_and_releases_lock(
 
     assert attempts == [(1, "committed"), (2, "CANCELLED")], "issue 2's open transaction was rolled back"
     run_id = progress.notes[0].run_id
-    run = _run(engine.db.path, run_id)
+    run = stored_run(engine.db.path, run_id)
     assert (run.status, run.phase, run.failed_phase) == ("cancelled", "failed", "dependents")
     assert run.cancelled_at is not None and run.error is not None and run.error.code == "CANCELLED"
     assert rows(engine.db.path, "app_locks") == [], "the sync lock was released"
@@ -197,7 +187,7 @@ async def test_sigkill_mid_ingest_is_abandoned_on_restart(tmp_path: Path, sim: S
     finally:
         await engine.aclose()
     assert result.status == "succeeded", "the restarted daemon takes the stale lock over"
-    dead = _run(db_path, run_id)
+    dead = stored_run(db_path, run_id)
     assert (dead.status, dead.phase, dead.failed_phase) == ("failed", "failed", "ingest")
     assert dead.error is not None and dead.error.code == "ABANDONED"
     assert dead.suggested_retry is not None and dead.suggested_retry.kind == "retryRun"

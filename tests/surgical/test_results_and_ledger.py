@@ -9,21 +9,10 @@ import msgspec
 from lore_daemon import protocol
 from lore_daemon.engine import Engine
 from lore_daemon.sim import SimServer
-from lore_daemon.store import ledger
 
-from .conftest import PROJECT, Progress, connect, rows, surgical
+from .conftest import PROJECT, Progress, connect, rows, stored_run, surgical
 
 PHASES = ["preflight", "ingest", "dependents", "docs", "embed"]
-
-
-def _run(db_path: Path, run_id: str | None) -> protocol.SyncRun:
-    conn = connect(db_path)
-    try:
-        run = ledger.get_run(conn, run_id or "")
-    finally:
-        conn.close()
-    assert run is not None
-    return run
 
 
 def _discussion_count(db_path: Path, iid: int) -> int:
@@ -108,7 +97,7 @@ async def test_result_ledger_and_progress_follow_the_phases(engine: Engine, sim:
     # The ledger row moved through the phases as they began.
     assert ledger_phase_at_begin == PHASES
 
-    run = _run(engine.db.path, result.run_id)
+    run = stored_run(engine.db.path, result.run_id)
     assert (run.mode, run.status, run.phase, run.failed_phase) == ("surgical", "succeeded", "done", None)
     assert run.finished_at is not None and run.cancelled_at is None and run.project == PROJECT
     assert run.requested == result.requested
@@ -139,7 +128,7 @@ async def test_dependent_failure_is_partial_not_fatal(engine: Engine, sim: SimSe
         entity = by_target[target]
         assert entity.outcome == "ingested" and "failed" not in entity.dependents.values()
     assert result.counters.dependent_jobs_failed == 1
-    assert _run(engine.db.path, result.run_id).status == "partial"
+    assert stored_run(engine.db.path, result.run_id).status == "partial"
 
     retry = next(a for a in result.recovery_actions if a.kind == "retryFailedEntities")
     assert retry.request is not None and retry.request.method == "lore/syncSurgical"
@@ -163,4 +152,4 @@ async def test_second_run_of_unchanged_targets_regenerates_nothing(engine: Engin
     assert [e.outcome for e in second.entities] == ["unchanged", "unchanged"]
     assert all(set(e.dependents.values()) == {"unchanged"} for e in second.entities), "dependents refreshed"
     assert second.counters.documents_regenerated == 0 and first.counters.documents_regenerated > 0
-    assert _run(engine.db.path, second.run_id).surgical_summary["embedDocumentIds"] == []  # type: ignore[index]
+    assert stored_run(engine.db.path, second.run_id).surgical_summary["embedDocumentIds"] == []  # type: ignore[index]

@@ -6,7 +6,7 @@ the GitLab client hands them over (``Fetched(item, raw)``), so the raw bytes are
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ WEB = "https://gitlab.example.com/group/proj"
 T0 = 1_700_000_000_000  # a fixed base instant (ms)
 
 M = TypeVar("M")
+PlanTracer = Callable[[apsw.Connection, Callable[[], object]], list[str]]
 
 
 def _decode(data: dict[str, Any] | list[Any], model: type[M]) -> tuple[M, bytes]:
@@ -244,3 +245,30 @@ def store_db(tmp_path: Path, gl: Payloads) -> Iterator[apsw.Connection]:
         upsert_project(conn, gl.project(), now_ms=T0)
     yield conn
     conn.close()
+
+
+def _traced_plans(conn: apsw.Connection, call: Callable[[], object]) -> list[str]:
+    """The query plans of the SELECTs ``call`` runs (captured with apsw's statement tracer)."""
+    statements: list[tuple[str, object]] = []
+
+    def tracer(_cursor: apsw.Cursor, sql: str, bindings: object) -> bool:
+        if sql.lstrip().upper().startswith("SELECT"):
+            statements.append((sql, bindings))
+        return True
+
+    conn.exec_trace = tracer
+    try:
+        call()
+    finally:
+        conn.exec_trace = None
+    plans = []
+    for sql, bindings in statements:
+        rows = conn.execute("EXPLAIN QUERY PLAN " + sql, bindings).fetchall()  # type: ignore[arg-type]
+        plans.append(" | ".join(str(r[-1]) for r in rows))
+    return plans
+
+
+@pytest.fixture
+def traced_plans() -> PlanTracer:
+    """``traced_plans(conn, call)``: the query plans of the SELECTs ``call`` runs."""
+    return _traced_plans

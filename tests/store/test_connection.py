@@ -14,6 +14,7 @@ import pytest
 
 from lore_daemon.errors import StoreError
 from lore_daemon.store import Database, available_migrations, open_connection, wal_checkpoint, wrap_db_errors
+from lore_daemon.store.connection import WAL_AUTOCHECKPOINT_PAGES, WAL_SIZE_LIMIT_BYTES
 
 
 def _mode(path: Path) -> int:
@@ -29,6 +30,8 @@ def test_writer_pragmas_and_private_file(tmp_path: Path) -> None:
         assert conn.pragma("synchronous") == 1  # NORMAL
         assert conn.pragma("temp_store") == 2  # MEMORY
         assert conn.pragma("busy_timeout") == 1234
+        assert conn.pragma("wal_autocheckpoint") == WAL_AUTOCHECKPOINT_PAGES == 16_000
+        assert conn.pragma("journal_size_limit") == WAL_SIZE_LIMIT_BYTES
         assert conn.transaction_mode == "IMMEDIATE"
         with conn:
             conn.execute("CREATE TABLE t (x)")

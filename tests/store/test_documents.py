@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import apsw
@@ -187,6 +188,22 @@ def test_drain_dirty_goes_oldest_first_and_leaves_nothing(db: apsw.Connection, g
         batches += 1
     assert batches == 2 and dirty_keys(db, limit=10) == []
     assert db.execute("SELECT count(*) FROM documents").fetchone() == (2,)
+
+
+def test_dirty_queue_is_read_oldest_first_through_its_index(
+    db: apsw.Connection, traced_plans: Callable[..., list[str]]
+) -> None:
+    """Each docs batch reads ``limit`` rows off the ``queued_at`` index: no scan, no sort, so a
+    drain costs linear time in the queue's length (it used to scan and sort the whole queue)."""
+    with db:
+        db.execute("DELETE FROM dirty_sources")
+        for i in range(3_000):
+            mark_dirty(db, [("discussion", i)], now_ms=10_000 - i)  # newest key first
+    [plan] = traced_plans(db, lambda: dirty_keys(db, limit=5, max_attempts=3))
+    assert "USING INDEX dirty_sources_queued" in plan and "TEMP B-TREE" not in plan
+    assert [key for key, _ in dirty_keys(db, limit=3, max_attempts=3)] == [
+        ("discussion", 2_999), ("discussion", 2_998), ("discussion", 2_997)
+    ]
 
 
 def test_drain_dirty_parks_a_failing_source(db: apsw.Connection, gl: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 
 import apsw
 import msgspec
@@ -143,28 +144,9 @@ def test_list_runs_newest_first_with_filters(conn: apsw.Connection) -> None:
     assert ledger.list_runs(conn, run_id="zzz") == []
 
 
-def _traced_plans(conn: apsw.Connection, call: object) -> list[str]:
-    """The query plans of the SELECTs a call runs (captured with apsw's statement tracer)."""
-    statements: list[tuple[str, object]] = []
-
-    def tracer(_cursor: apsw.Cursor, sql: str, bindings: object) -> bool:
-        if sql.lstrip().upper().startswith("SELECT"):
-            statements.append((sql, bindings))
-        return True
-
-    conn.exec_trace = tracer
-    try:
-        call()  # type: ignore[operator]
-    finally:
-        conn.exec_trace = None
-    plans = []
-    for sql, bindings in statements:
-        rows = conn.execute("EXPLAIN QUERY PLAN " + sql, bindings).fetchall()  # type: ignore[arg-type]
-        plans.append(" | ".join(str(r[-1]) for r in rows))
-    return plans
-
-
-def test_list_runs_over_10000_rows_uses_the_indexes(conn: apsw.Connection) -> None:
+def test_list_runs_over_10000_rows_uses_the_indexes(
+    conn: apsw.Connection, traced_plans: Callable[..., list[str]]
+) -> None:
     with conn:  # one transaction: each start_run becomes a savepoint
         for i in range(10_000):
             _start(conn, f"run-{i:05d}", now=T0 + i)
@@ -176,11 +158,11 @@ def test_list_runs_over_10000_rows_uses_the_indexes(conn: apsw.Connection) -> No
     assert len(failed) == 20 and all(r.status == "failed" for r in failed)
     assert failed[0].run_id == "run-09999"
 
-    [plain] = _traced_plans(conn, lambda: ledger.list_runs(conn, limit=20))
+    [plain] = traced_plans(conn, lambda: ledger.list_runs(conn, limit=20))
     assert "USING INDEX sync_runs_started" in plain
-    [by_status] = _traced_plans(conn, lambda: ledger.list_runs(conn, limit=20, status="failed"))
+    [by_status] = traced_plans(conn, lambda: ledger.list_runs(conn, limit=20, status="failed"))
     assert "USING INDEX sync_runs_status_started" in by_status
-    [by_id] = _traced_plans(conn, lambda: ledger.list_runs(conn, run_id="run-00005"))
+    [by_id] = traced_plans(conn, lambda: ledger.list_runs(conn, run_id="run-00005"))
     assert "USING INDEX sqlite_autoindex_sync_runs_1" in by_id
 
 

@@ -16,9 +16,10 @@ Rules, applied inside the caller's write transaction (``BEGIN IMMEDIATE``):
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import apsw
 
@@ -32,6 +33,7 @@ from lore_daemon.store.entity_sql import (
     UPSERT_MILESTONE,
     UPSERT_USER,
     EntitySql,
+    LinkTable,
     issue_row,
     milestone_row,
     mr_row,
@@ -110,18 +112,30 @@ def local_entity_state(
     return None if found is None else _load_local(conn, kind, sql, int(found[0]))
 
 
+def local_states_by_iid(
+    conn: apsw.Connection, project_id: int, kind: EntityKind, iids: Sequence[int]
+) -> dict[int, LocalEntityState]:
+    """``local_entity_state`` for many iids of one project in one query, by iid (absent: no row)."""
+    sql = ISSUE_SQL if entity_type_of(kind) == "issue" else MR_SQL
+    rows = conn.execute(sql.select_locals_by_iid, (project_id, json.dumps(list(iids))))
+    return {state.iid: state for state in (local_from_row(kind, row) for row in rows)}
+
+
 def _load_local(
     conn: apsw.Connection, kind: EntityKind, sql: EntitySql, gitlab_id: int
 ) -> LocalEntityState | None:
-    row = conn.execute(sql.select_local, (gitlab_id,)).fetchone()
-    if row is None:
-        return None
-    updated, seen, sha, payload_id, title, web_url, iid = row[:7]
+    row = conn.execute(sql.select_locals, (f"[{gitlab_id:d}]",)).fetchone()
+    return None if row is None else local_from_row(kind, row)
+
+
+def local_from_row(kind: EntityKind, row: Sequence[Any]) -> LocalEntityState:
+    """A ``LocalEntityState`` from a row of ``EntitySql.select_locals`` (its columns, in order)."""
+    gitlab_id, updated, seen, sha, payload_id, title, web_url, iid = row[:8]
     names = DEPENDENTS[kind]
     return LocalEntityState(
-        kind=kind, iid=int(iid), gitlab_id=gitlab_id, title=str(title), web_url=str(web_url),
+        kind=kind, iid=int(iid), gitlab_id=int(gitlab_id), title=str(title), web_url=str(web_url),
         updated_at_ms=int(updated), last_seen_at_ms=int(seen), raw_sha256=sha, raw_payload_id=payload_id,
-        watermarks={name: row[7 + i] for i, name in enumerate(names)},
+        watermarks={name: row[8 + i] for i, name in enumerate(names)},
     )
 
 
@@ -205,11 +219,20 @@ def _ingest(
     payload_id = _store_raw(conn, sha, raw, now_ms)
     write(payload_id)
     if local is not None and local.raw_payload_id not in (None, payload_id):
-        _drop_raw(conn, local.raw_payload_id)
+        drop_raw(conn, local.raw_payload_id)
     if local is not None and (local.title, local.web_url) != (item.title, item.web_url):
         touched |= _parent_discussion_keys(conn, kind, gitlab_id)  # their titles/urls embed ours
     mark_dirty(conn, touched, now_ms=now_ms)
     return outcome("ingested", frozenset(touched))
+
+
+def job_types_behind(kind: EntityKind, watermarks: dict[str, int | None], updated_at_ms: int) -> list[str]:
+    """The dependent job types whose watermark has not reached ``updated_at_ms``."""
+    return [
+        job_type
+        for job_type in (ISSUE_JOB_TYPES if kind == "issue" else MR_JOB_TYPES)
+        if (mark := watermarks.get(JOB_DEPENDENT[job_type])) is None or mark < updated_at_ms
+    ]
 
 
 def _enqueue_behind(
@@ -223,13 +246,11 @@ def _enqueue_behind(
     now_ms: int,
 ) -> None:
     entity_type = entity_type_of(kind)
-    for job_type in ISSUE_JOB_TYPES if kind == "issue" else MR_JOB_TYPES:
-        mark = watermarks.get(JOB_DEPENDENT[job_type])
-        if mark is None or mark < updated_at_ms:
-            enqueue_job(
-                conn, project_id=project_id, entity_type=entity_type, entity_iid=iid, entity_id=gitlab_id,
-                job_type=job_type, target_updated_at=updated_at_ms, now_ms=now_ms,
-            )
+    for job_type in job_types_behind(kind, watermarks, updated_at_ms):
+        enqueue_job(
+            conn, project_id=project_id, entity_type=entity_type, entity_iid=iid, entity_id=gitlab_id,
+            job_type=job_type, target_updated_at=updated_at_ms, now_ms=now_ms,
+        )
 
 
 def _store_raw(conn: apsw.Connection, sha: str, raw: bytes, now_ms: int) -> int:
@@ -240,7 +261,7 @@ def _store_raw(conn: apsw.Connection, sha: str, raw: bytes, now_ms: int) -> int:
     return int(row[0])
 
 
-def _drop_raw(conn: apsw.Connection, payload_id: int | None) -> None:
+def drop_raw(conn: apsw.Connection, payload_id: int | None) -> None:
     """Delete a superseded payload. Bytes embed the entity's id, so no other row shares it; if one
     ever does, the foreign key refuses the delete and the payload simply stays."""
     try:
@@ -262,7 +283,7 @@ def _evict_iid_holder(
     keys = set(delete_entity_dependents(conn, parent_kind=kind, parent_id=old_id, now_ms=now_ms))
     deleted = conn.execute(sql.delete, (old_id,)).fetchone()
     if deleted is not None and deleted[0] is not None:
-        _drop_raw(conn, int(deleted[0]))
+        drop_raw(conn, int(deleted[0]))
     keys.add(entity_key(kind, old_id))
     return keys
 
@@ -281,20 +302,17 @@ def _upsert_people(conn: apsw.Connection, users: Sequence[UserBasic | None]) -> 
         conn.executemany(UPSERT_USER, [user_row(user) for user in unique.values()])
 
 
-def _replace_links(
-    conn: apsw.Connection, statements: tuple[str, str], owner_id: int, values: list[object]
-) -> None:
-    delete_sql, insert_sql = statements
-    conn.execute(delete_sql, (owner_id,))
+def _replace_links(conn: apsw.Connection, links: LinkTable, owner_id: int, values: list[object]) -> None:
+    conn.execute(links.delete, (owner_id,))
     if values:
-        conn.executemany(insert_sql, [(owner_id, value) for value in values])
+        conn.executemany(links.insert, [(owner_id, value) for value in values])
 
 
 def _write_issue(conn: apsw.Connection, project_id: int, issue: Issue, payload_id: int, now_ms: int) -> None:
     _upsert_people(conn, [issue.author, issue.closed_by, *issue.assignees])
     if issue.milestone is not None:
         conn.execute(UPSERT_MILESTONE, milestone_row(issue.milestone))
-    conn.execute(ISSUE_SQL.upsert, issue_row(issue, project_id, payload_id, now_ms))
+    conn.execute(ISSUE_SQL.upsert.sql, issue_row(issue, project_id, payload_id, now_ms))
     _replace_links(conn, ISSUE_SQL.labels, issue.id, list(issue.labels))
     _replace_links(conn, ISSUE_SQL.people[0], issue.id, [u.id for u in issue.assignees])
 
@@ -303,7 +321,7 @@ def _write_mr(conn: apsw.Connection, project_id: int, mr: MergeRequest, payload_
     _upsert_people(conn, [mr.author, mr.closed_by, mr.merged_by, *mr.assignees, *mr.reviewers])
     if mr.milestone is not None:
         conn.execute(UPSERT_MILESTONE, milestone_row(mr.milestone))
-    conn.execute(MR_SQL.upsert, mr_row(mr, project_id, payload_id, now_ms))
+    conn.execute(MR_SQL.upsert.sql, mr_row(mr, project_id, payload_id, now_ms))
     _replace_links(conn, MR_SQL.labels, mr.id, list(mr.labels))
     _replace_links(conn, MR_SQL.people[0], mr.id, [u.id for u in mr.assignees])
     _replace_links(conn, MR_SQL.people[1], mr.id, [u.id for u in mr.reviewers])

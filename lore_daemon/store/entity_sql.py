@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Final
 
 from lore_daemon.gitlab.models import Issue, MergeRequest, Milestone, UserBasic
 from lore_daemon.store.upsert import Upsert
 from lore_daemon.timeutil import iso_to_ms
 
-UPSERT_USER: Final = """
-INSERT INTO users (gitlab_id, username, name, state, web_url, avatar_url) VALUES (?, ?, ?, ?, ?, ?)
+USER_HEAD: Final = "INSERT INTO users (gitlab_id, username, name, state, web_url, avatar_url)"
+USER_TAIL: Final = """
 ON CONFLICT (gitlab_id) DO UPDATE SET
     username = excluded.username, name = coalesce(excluded.name, name),
     state = coalesce(excluded.state, state), web_url = coalesce(excluded.web_url, web_url),
@@ -19,10 +20,10 @@ WHERE (username, name, state, web_url, avatar_url) IS NOT
       (excluded.username, coalesce(excluded.name, name), coalesce(excluded.state, state),
        coalesce(excluded.web_url, web_url), coalesce(excluded.avatar_url, avatar_url))
 """
+UPSERT_USER: Final = USER_HEAD + " VALUES (?, ?, ?, ?, ?, ?)" + USER_TAIL
 
-UPSERT_MILESTONE: Final = """
-INSERT INTO milestones (gitlab_id, project_id, iid, title, state, due_date, web_url)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+MILESTONE_HEAD: Final = "INSERT INTO milestones (gitlab_id, project_id, iid, title, state, due_date, web_url)"
+MILESTONE_TAIL: Final = """
 ON CONFLICT (gitlab_id) DO UPDATE SET
     project_id = coalesce(excluded.project_id, project_id), iid = coalesce(excluded.iid, iid),
     title = excluded.title, state = excluded.state, due_date = excluded.due_date,
@@ -31,32 +32,75 @@ WHERE (project_id, iid, title, state, due_date, web_url) IS NOT
       (coalesce(excluded.project_id, project_id), coalesce(excluded.iid, iid), excluded.title,
        excluded.state, excluded.due_date, coalesce(excluded.web_url, web_url))
 """
+UPSERT_MILESTONE: Final = MILESTONE_HEAD + " VALUES (?, ?, ?, ?, ?, ?, ?)" + MILESTONE_TAIL
 
-INSERT_RAW: Final = """
-INSERT INTO raw_payloads (sha256, payload, created_at) VALUES (?, ?, ?)
-ON CONFLICT (sha256) DO NOTHING RETURNING id
-"""
+RAW_HEAD: Final = "INSERT INTO raw_payloads (sha256, payload, created_at)"
+RAW_TAIL: Final = "ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256"
+INSERT_RAW: Final = RAW_HEAD + " VALUES (?, ?, ?) " + RAW_TAIL
+
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTable:
+    """An entity's link table (labels, assignees, reviewers), replaced whole on every write.
+
+    The statements are derived from the names, which are code constants checked against a strict
+    pattern; values only ever travel as ``?`` parameters.
+    """
+
+    table: str
+    owner: str  # the entity's id column
+    value: str
+    delete: str = field(init=False)  # every link of one entity
+    delete_many: str = field(init=False)  # every link of the entities in a JSON array
+    insert_head: str = field(init=False)  # for multi-row VALUES
+    insert: str = field(init=False)  # one link
+
+    def __post_init__(self) -> None:
+        for name in (self.table, self.owner, self.value):
+            if not _NAME.match(name):
+                raise ValueError(f"not a plain SQL identifier: {name!r}")
+        head = f"INSERT OR IGNORE INTO {self.table} ({self.owner}, {self.value})"
+        # The names were just checked against _NAME: plain identifiers written in this module.
+        delete = f"DELETE FROM {self.table} WHERE {self.owner}"  # noqa: S608
+        object.__setattr__(self, "delete", delete + " = ?")
+        object.__setattr__(self, "delete_many", delete + " IN (SELECT value FROM json_each(?))")  # noqa: S608
+        object.__setattr__(self, "insert_head", head)
+        object.__setattr__(self, "insert", f"{head} VALUES (?, ?)")
 
 
 @dataclass(frozen=True, slots=True)
 class EntitySql:
     """The statements of one entity table. Table names are code constants, never input."""
 
-    select_local: str  # updated_at, last_seen_at, sha256, raw_payload_id, title, web_url, iid, watermarks...
+    # gitlab_id, updated_at, last_seen_at, sha256, raw_payload_id, title, web_url, iid, watermarks...
+    # of the rows whose ids are in a JSON array
+    select_locals: str
+    select_locals_by_iid: str  # the same, of a project's rows holding the iids in a JSON array
     select_by_iid: str
+    select_by_iids: str  # iid, gitlab_id of a project's rows holding the iids in a JSON array
     delete: str
-    upsert: str
-    labels: tuple[str, str]  # (delete all of the entity, insert one)
-    people: tuple[tuple[str, str], ...]  # (delete all, insert one) per user link table
+    upsert: Upsert
+    labels: LinkTable
+    people: tuple[LinkTable, ...]  # one per user link table
 
 
 ISSUE_SQL: Final = EntitySql(
-    select_local="""
-        SELECT e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title, e.web_url, e.iid,
-               e.discussions_synced_for_updated_at, e.events_synced_for_updated_at
+    select_locals="""
+        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title,
+               e.web_url, e.iid, e.discussions_synced_for_updated_at, e.events_synced_for_updated_at
         FROM issues AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
-        WHERE e.gitlab_id = ?""",
+        WHERE e.gitlab_id IN (SELECT value FROM json_each(?))""",
+    select_locals_by_iid="""
+        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title,
+               e.web_url, e.iid, e.discussions_synced_for_updated_at, e.events_synced_for_updated_at
+        FROM issues AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
+        WHERE e.project_id = ? AND e.iid IN (SELECT value FROM json_each(?))""",
     select_by_iid="SELECT gitlab_id FROM issues WHERE project_id = ? AND iid = ?",
+    select_by_iids="SELECT iid, gitlab_id FROM issues"
+    " WHERE project_id = ? AND iid IN (SELECT value FROM json_each(?))",
     delete="DELETE FROM issues WHERE gitlab_id = ? RETURNING raw_payload_id",
     upsert=Upsert(
         "issues",
@@ -65,27 +109,27 @@ ISSUE_SQL: Final = EntitySql(
          "updated_at", "closed_at", "closed_by_id", "due_date", "user_notes_count", "upvotes",
          "downvotes", "last_seen_at", "raw_payload_id"),
         key=("gitlab_id",),
-    ).sql,
-    labels=(
-        "DELETE FROM issue_labels WHERE issue_id = ?",
-        "INSERT OR IGNORE INTO issue_labels (issue_id, label) VALUES (?, ?)",
     ),
-    people=(
-        (
-            "DELETE FROM issue_assignees WHERE issue_id = ?",
-            "INSERT OR IGNORE INTO issue_assignees (issue_id, user_id) VALUES (?, ?)",
-        ),
-    ),
+    labels=LinkTable("issue_labels", "issue_id", "label"),
+    people=(LinkTable("issue_assignees", "issue_id", "user_id"),),
 )
 
 MR_SQL: Final = EntitySql(
-    select_local="""
-        SELECT e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title, e.web_url, e.iid,
-               e.discussions_synced_for_updated_at, e.events_synced_for_updated_at,
+    select_locals="""
+        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title,
+               e.web_url, e.iid, e.discussions_synced_for_updated_at, e.events_synced_for_updated_at,
                e.closes_issues_synced_for_updated_at, e.diffs_synced_for_updated_at
         FROM merge_requests AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
-        WHERE e.gitlab_id = ?""",
+        WHERE e.gitlab_id IN (SELECT value FROM json_each(?))""",
+    select_locals_by_iid="""
+        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title,
+               e.web_url, e.iid, e.discussions_synced_for_updated_at, e.events_synced_for_updated_at,
+               e.closes_issues_synced_for_updated_at, e.diffs_synced_for_updated_at
+        FROM merge_requests AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
+        WHERE e.project_id = ? AND e.iid IN (SELECT value FROM json_each(?))""",
     select_by_iid="SELECT gitlab_id FROM merge_requests WHERE project_id = ? AND iid = ?",
+    select_by_iids="SELECT iid, gitlab_id FROM merge_requests"
+    " WHERE project_id = ? AND iid IN (SELECT value FROM json_each(?))",
     delete="DELETE FROM merge_requests WHERE gitlab_id = ? RETURNING raw_payload_id",
     upsert=Upsert(
         "merge_requests",
@@ -96,20 +140,11 @@ MR_SQL: Final = EntitySql(
          "merged_by_id", "closed_at", "closed_by_id", "user_notes_count", "upvotes", "downvotes",
          "last_seen_at", "raw_payload_id"),
         key=("gitlab_id",),
-    ).sql,
-    labels=(
-        "DELETE FROM mr_labels WHERE merge_request_id = ?",
-        "INSERT OR IGNORE INTO mr_labels (merge_request_id, label) VALUES (?, ?)",
     ),
+    labels=LinkTable("mr_labels", "merge_request_id", "label"),
     people=(
-        (
-            "DELETE FROM mr_assignees WHERE merge_request_id = ?",
-            "INSERT OR IGNORE INTO mr_assignees (merge_request_id, user_id) VALUES (?, ?)",
-        ),
-        (
-            "DELETE FROM mr_reviewers WHERE merge_request_id = ?",
-            "INSERT OR IGNORE INTO mr_reviewers (merge_request_id, user_id) VALUES (?, ?)",
-        ),
+        LinkTable("mr_assignees", "merge_request_id", "user_id"),
+        LinkTable("mr_reviewers", "merge_request_id", "user_id"),
     ),
 )
 

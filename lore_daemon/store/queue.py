@@ -17,11 +17,14 @@ Every function runs inside the caller's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import apsw
 import msgspec
+
+from lore_daemon.store.multirow import insert_rows
 
 JOB_TYPES: Final = ("discussions", "resource_events", "mr_closes_issues", "mr_diffs")
 # Which watermark (``<dependent>_synced_for_updated_at``) a job type brings up to date.
@@ -48,10 +51,11 @@ class DependentJob:
     attempts: int
 
 
-_ENQUEUE = """
+_ENQUEUE_HEAD = """
 INSERT INTO pending_dependent_fetches
     (project_id, entity_type, entity_iid, entity_id, job_type, target_updated_at, enqueued_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+"""
+_ENQUEUE_TAIL = """
 ON CONFLICT (project_id, entity_type, entity_iid, job_type) DO UPDATE SET
     entity_id = excluded.entity_id,
     target_updated_at = excluded.target_updated_at,
@@ -61,6 +65,10 @@ ON CONFLICT (project_id, entity_type, entity_iid, job_type) DO UPDATE SET
 WHERE excluded.target_updated_at > coalesce(target_updated_at, -1)
    OR entity_id <> excluded.entity_id
 """
+_ENQUEUE = _ENQUEUE_HEAD + "VALUES (?, ?, ?, ?, ?, ?, ?)" + _ENQUEUE_TAIL
+
+# (project_id, entity_type, entity_iid, entity_id, job_type, target_updated_at, now_ms)
+JobRow = tuple[int, str, int, int, str, int, int]
 
 
 def enqueue_job(
@@ -92,6 +100,11 @@ WHERE id IN (
 )
 RETURNING id, project_id, entity_type, entity_iid, entity_id, job_type, target_updated_at, attempts
 """
+
+
+def enqueue_jobs(conn: apsw.Connection, rows: Sequence[JobRow]) -> None:
+    """``enqueue_job`` for many jobs in multi-row statements, applied in order."""
+    insert_rows(conn, _ENQUEUE_HEAD, rows, _ENQUEUE_TAIL)
 
 
 def claim_jobs(

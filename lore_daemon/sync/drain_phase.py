@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import apsw
 
 from lore_daemon.store import queue
-from lore_daemon.store.entities import local_entity_state
+from lore_daemon.store.entities import LocalEntityState, local_states_by_iid
 from lore_daemon.store.keys import kind_of
 from lore_daemon.store.queue import DependentJob
 from lore_daemon.sync.batched import write_in_groups
@@ -65,9 +65,10 @@ def _claim(conn: apsw.Connection, owner: str, limit: int, stale_claim_ms: int) -
         )
         for job in jobs:
             by_parent.setdefault((job.project_id, job.entity_type, job.entity_iid), []).append(job)
+        locals_ = _local_states(conn, by_parent)
         for (project_id, entity_type, iid), parent_jobs in by_parent.items():
             kind = kind_of(entity_type)
-            local = local_entity_state(conn, project_id, kind, iid)
+            local = locals_.get((project_id, entity_type, iid))
             todo = EntityWork(project_id, kind, iid, parent_jobs[0].entity_id, 0)
             for job in parent_jobs:
                 if local is None or local.gitlab_id != job.entity_id:
@@ -85,6 +86,20 @@ def _claim(conn: apsw.Connection, owner: str, limit: int, stale_claim_ms: int) -
             if todo.jobs:
                 work.append(todo)
     return Claimed(work, len(jobs), satisfied)
+
+
+def _local_states(
+    conn: apsw.Connection, parents: dict[tuple[int, str, int], list[DependentJob]]
+) -> dict[tuple[int, str, int], LocalEntityState]:
+    """The local state of every claimed parent: one query per project and entity type."""
+    iids: dict[tuple[int, str], list[int]] = {}
+    for project_id, entity_type, iid in parents:
+        iids.setdefault((project_id, entity_type), []).append(iid)
+    return {
+        (project_id, entity_type, iid): state
+        for (project_id, entity_type), wanted in iids.items()
+        for iid, state in local_states_by_iid(conn, project_id, kind_of(entity_type), wanted).items()
+    }
 
 
 def _write_results(

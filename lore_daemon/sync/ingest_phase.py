@@ -21,6 +21,7 @@ writer thread in one hop that loops items, so memory stays flat however big the 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -37,11 +38,14 @@ from lore_daemon.store.entities import (
     ingest_merge_request,
     upsert_project,
 )
+from lore_daemon.store.ingest_group import ingest_group
 from lore_daemon.sync.batched import write_in_groups
 from lore_daemon.sync.context import RunCancelled, RunContext
 from lore_daemon.sync.locking import HeldLock
 from lore_daemon.sync.write_clock import WriteClock
 from lore_daemon.timeutil import iso_to_ms, ms_to_iso, now_ms
+
+log = logging.getLogger(__name__)
 
 REWIND_MS = 2_000
 PREFETCH_PAGES = 2
@@ -113,10 +117,52 @@ def _write_page(
     items: Sequence[Item],
     walk: CursorWalk,
 ) -> PageOutcome:
-    """One writer-thread hop per page. Each item is its own transaction (a savepoint: all of its
-    writes, and the cursor when it may advance, or nothing); the items of a page share commits
-    (``sync/batched.py``). The cancel flag is checked inside each item's savepoint, so a cancel
-    rolls back the open item and keeps, committed, the ones before it."""
+    """One writer-thread hop per page: the whole page in one transaction, set-based
+    (``store.ingest_group``), with the cursor where the walk allows; if that path does not take
+    the page or raises, the transaction rolls back and the page is written item by item."""
+    ctx.check_cancelled()
+    saved = walk.snapshot()
+    try:
+        with conn:
+            outcome = _write_page_at_once(conn, project_id, resource, items, walk)
+    except Exception as exc:  # rolled back: each item is written, and fails, on its own below
+        log.warning("page written item by item after %s in the set-based path", type(exc).__name__)
+        outcome = None
+    if outcome is not None:
+        return outcome
+    walk.restore(saved)
+    return _write_items(conn, ctx, project_id, resource, items, walk)
+
+
+def _write_page_at_once(
+    conn: apsw.Connection, project_id: int, resource: Resource, items: Sequence[Item], walk: CursorWalk
+) -> PageOutcome | None:
+    now = now_ms()
+    results = ingest_group(conn, "issue" if resource == "issues" else "mr", project_id, items, now_ms=now)
+    if results is None:
+        return None
+    outcome = PageOutcome()
+    safe: Cursor | None = None
+    for result in results:
+        safe = walk.step(result.updated_at_ms, result.gitlab_id) or safe
+        outcome.count(result.status)
+    if safe is not None:
+        advance_cursor(conn, project_id, resource, safe, now_ms=now)
+    return outcome
+
+
+def _write_items(
+    conn: apsw.Connection,
+    ctx: RunContext,
+    project_id: int,
+    resource: Resource,
+    items: Sequence[Item],
+    walk: CursorWalk,
+) -> PageOutcome:
+    """Each item its own transaction (a savepoint: all of its writes, and the cursor when it may
+    advance, or nothing); the items share commits (``sync/batched.py``). The cancel flag is checked
+    inside each item's savepoint, so a cancel rolls back the open item and keeps, committed, the
+    ones before it."""
     outcome = PageOutcome()
     group = PageOutcome()  # the items of the open transaction, counted once it commits
     group_walk = walk.snapshot()

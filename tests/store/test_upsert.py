@@ -14,8 +14,8 @@ from lore_daemon.store.upsert import Upsert
 
 DECLARED = [
     entities._UPSERT_PROJECT,
-    entity_sql.ISSUE_SQL.upsert,
-    entity_sql.MR_SQL.upsert,
+    entity_sql.ISSUE_SQL.upsert.sql,
+    entity_sql.MR_SQL.upsert.sql,
     discussions._DISCUSSION_UPSERT.sql,
     discussions._NOTE_UPSERT.sql,
     *(u.sql for u in dependents._EVENT_UPSERTS.values()),

@@ -115,9 +115,24 @@ def _at(iid: int) -> int:
     return T0 + iid * 1000
 
 
+def test_a_page_is_one_commit_with_the_cursor_at_its_last_complete_group(
+    store_db: apsw.Connection, gl: Any
+) -> None:
+    commits = _count_commits(store_db)
+    walk = ingest_phase.CursorWalk(None)
+    out = ingest_phase._write_page(store_db, _context(), gl.project_id, "issues", _page(gl, 10), walk)
+    assert (out.ingested, out.unchanged, out.skipped_stale) == (10, 0, 0)
+    assert _issues(store_db) == list(range(1, 11)) and len(commits) == 1
+    cursor = read_cursor(store_db, gl.project_id, "issues")
+    assert cursor is not None and cursor.updated_at == _at(9)  # item 10's group closes at the end
+    assert walk.group_updated == _at(10)
+
+
 def test_an_ingest_page_commits_in_groups_and_a_broken_item_rolls_back_alone(
     store_db: apsw.Connection, gl: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The set-based path fails: its transaction rolls back whole, and the page is written item by
+    item, each in its own savepoint, a few per commit; the broken item leaves nothing."""
     monkeypatch.setattr(ingest_phase, "ITEMS_PER_TRANSACTION", 4)
     commits = _count_commits(store_db)
     real = ingest_phase.ingest_issue
@@ -129,6 +144,13 @@ def test_an_ingest_page_commits_in_groups_and_a_broken_item_rolls_back_alone(
         return out
 
     monkeypatch.setattr(ingest_phase, "ingest_issue", breaks_on_7)
+    real_group = ingest_phase.ingest_group
+
+    def group_breaks(*args: Any, **kw: Any) -> Any:
+        real_group(*args, **kw)  # the whole page is written, then the set-based path fails
+        raise RuntimeError("the page broke")
+
+    monkeypatch.setattr(ingest_phase, "ingest_group", group_breaks)
     walk = ingest_phase.CursorWalk(None)
     with pytest.raises(RuntimeError, match="item 7 broke"):
         ingest_phase._write_page(store_db, _context(), gl.project_id, "issues", _page(gl, 10), walk)
@@ -155,6 +177,7 @@ def test_a_cancel_inside_an_ingest_page_keeps_the_items_before_it(
         return out
 
     monkeypatch.setattr(ingest_phase, "ingest_issue", cancel_after_3)
+    monkeypatch.setattr(ingest_phase, "ingest_group", lambda *args, **kw: None)  # item by item
     with pytest.raises(RunCancelled):
         ingest_phase._write_page(store_db, ctx, gl.project_id, "issues", _page(gl, 10),
                                  ingest_phase.CursorWalk(None))

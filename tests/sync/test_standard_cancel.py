@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from lore_daemon import protocol
+from lore_daemon.gitlab import client as gitlab_client
 from lore_daemon.sim import SimServer
 from lore_daemon.store import locks
 from lore_daemon.sync import drain_phase, ingest_phase
@@ -69,10 +70,10 @@ def _run_row(db: Path, run_id: str | None = None) -> tuple[Any, ...]:
     return tuple(connect(db).execute(sql).fetchone())
 
 
-async def test_cancel_mid_ingest_rolls_back_the_open_item(
-    sim: SimServer, make_engine: EngineFactory, db_path: Path, monkeypatch: pytest.MonkeyPatch
+async def _cancelled_mid_ingest(
+    sim: SimServer, make_engine: EngineFactory, db_path: Path, monkeypatch: pytest.MonkeyPatch,
+    hook: CancelAt, committed: int,
 ) -> None:
-    hook = CancelAt(monkeypatch, ingest_phase, "ingest_issue", nth=25)
     hook.capture_ctx(monkeypatch, ingest_phase, "_write_page")
     engine = make_engine()
     hook.task = asyncio.create_task(engine.sync_standard(protocol.SyncParams(), Progress()))
@@ -80,20 +81,39 @@ async def test_cancel_mid_ingest_rolls_back_the_open_item(
     with pytest.raises(asyncio.CancelledError):
         await hook.task
 
-    # Item 25 was committed before the cancel was seen; item 26's transaction rolled back.
-    assert scalar(db_path, "SELECT count(*) FROM issues") == 25
+    assert scalar(db_path, "SELECT count(*) FROM issues") == committed
     status, phase, failed_phase, cancelled, error = _run_row(db_path)
     assert (status, phase, failed_phase, cancelled) == ("cancelled", "failed", "ingest", 1)
     assert '"CANCELLED"' in error
     assert scalar(db_path, "SELECT count(*) FROM app_locks") == 0
-    assert scalar(db_path, "SELECT count(*) FROM dirty_sources") == 25  # docs never started
+    assert scalar(db_path, "SELECT count(*) FROM dirty_sources") == committed  # docs never started
     assert_consistent(db_path)
 
     monkeypatch.undo()
     again = await make_engine().sync_standard(protocol.SyncParams(), Progress())
     assert again.status == "succeeded"
-    assert again.counters.issues_ingested == SMALL.issues - 25
+    assert again.counters.issues_ingested == SMALL.issues - committed
     assert_matches_truth(db_path, sim.control.dump(PROJECT), sample_every=3)
+
+
+async def test_cancel_mid_ingest_keeps_the_pages_before_it(
+    sim: SimServer, make_engine: EngineFactory, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page is one transaction: cancelled while page 1 is written, page 1 commits, page 2 never
+    starts (pages of 20 here, so the 60 issues take three)."""
+    monkeypatch.setattr(gitlab_client, "PER_PAGE", 20)
+    hook = CancelAt(monkeypatch, ingest_phase, "ingest_group", nth=1)
+    await _cancelled_mid_ingest(sim, make_engine, db_path, monkeypatch, hook, committed=20)
+
+
+async def test_cancel_mid_ingest_item_by_item_rolls_back_the_open_item(
+    sim: SimServer, make_engine: EngineFactory, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages the set-based path does not take are written item by item, each item its own
+    savepoint: item 25 was committed before the cancel was seen; item 26's rolled back."""
+    monkeypatch.setattr(ingest_phase, "ingest_group", lambda *args, **kwargs: None)
+    hook = CancelAt(monkeypatch, ingest_phase, "ingest_issue", nth=25)
+    await _cancelled_mid_ingest(sim, make_engine, db_path, monkeypatch, hook, committed=25)
 
 
 async def test_cancel_mid_dependents_releases_claims(

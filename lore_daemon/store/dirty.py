@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import apsw
+import msgspec
 
 from lore_daemon.store.keys import SourceKey, check_key, unique_keys
 from lore_daemon.store.multirow import insert_rows
@@ -59,13 +60,16 @@ def clear_dirty_if_not_newer(
 
     Returns how many rows were deleted. Rows of keys not named are never touched.
     """
-    rows = [(source_type, source_id, generated_at_ms) for source_type, source_id in unique_keys(keys)]
-    if not rows:
-        return 0
+    ids_by_type: dict[str, list[int]] = {}
+    for source_type, source_id in unique_keys(keys):
+        ids_by_type.setdefault(source_type, []).append(source_id)
     before = conn.total_changes()
-    conn.executemany(
-        "DELETE FROM dirty_sources WHERE source_type = ? AND source_id = ? AND queued_at <= ?", rows
-    )
+    for source_type, ids in ids_by_type.items():  # one statement per type, not one per key
+        conn.execute(
+            "DELETE FROM dirty_sources WHERE source_type = ?"
+            " AND source_id IN (SELECT value FROM json_each(?)) AND queued_at <= ?",
+            (source_type, msgspec.json.encode(ids), generated_at_ms),
+        )
     return conn.total_changes() - before
 
 

@@ -115,7 +115,8 @@ def local_entity_state(
 def local_states_by_iid(
     conn: apsw.Connection, project_id: int, kind: EntityKind, iids: Sequence[int]
 ) -> dict[int, LocalEntityState]:
-    """``local_entity_state`` for many iids of one project in one query, by iid (absent: no row)."""
+    """``local_entity_state`` for many iids of one project in one query, by iid (absent: no row),
+    without ``raw_sha256`` (always None here; reading it costs a payload page per row)."""
     sql = ISSUE_SQL if entity_type_of(kind) == "issue" else MR_SQL
     rows = conn.execute(sql.select_locals_by_iid, (project_id, json.dumps(list(iids))))
     return {state.iid: state for state in (local_from_row(kind, row) for row in rows)}

@@ -78,7 +78,9 @@ class EntitySql:
     # gitlab_id, updated_at, last_seen_at, sha256, raw_payload_id, title, web_url, iid, watermarks...
     # of the rows whose ids are in a JSON array
     select_locals: str
-    select_locals_by_iid: str  # the same, of a project's rows holding the iids in a JSON array
+    # The same, of a project's rows holding the iids in a JSON array, but sha256 always NULL: the
+    # dependents claim never needs it, and each lookup of a ~4 KB payload row is a page of its own.
+    select_locals_by_iid: str
     select_by_iid: str
     select_by_iids: str  # iid, gitlab_id of a project's rows holding the iids in a JSON array
     delete: str
@@ -94,9 +96,9 @@ ISSUE_SQL: Final = EntitySql(
         FROM issues AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
         WHERE e.gitlab_id IN (SELECT value FROM json_each(?))""",
     select_locals_by_iid="""
-        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title,
+        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, NULL, e.raw_payload_id, e.title,
                e.web_url, e.iid, e.discussions_synced_for_updated_at, e.events_synced_for_updated_at
-        FROM issues AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
+        FROM issues AS e
         WHERE e.project_id = ? AND e.iid IN (SELECT value FROM json_each(?))""",
     select_by_iid="SELECT gitlab_id FROM issues WHERE project_id = ? AND iid = ?",
     select_by_iids="SELECT iid, gitlab_id FROM issues"
@@ -122,10 +124,10 @@ MR_SQL: Final = EntitySql(
         FROM merge_requests AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
         WHERE e.gitlab_id IN (SELECT value FROM json_each(?))""",
     select_locals_by_iid="""
-        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title,
+        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, NULL, e.raw_payload_id, e.title,
                e.web_url, e.iid, e.discussions_synced_for_updated_at, e.events_synced_for_updated_at,
                e.closes_issues_synced_for_updated_at, e.diffs_synced_for_updated_at
-        FROM merge_requests AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
+        FROM merge_requests AS e
         WHERE e.project_id = ? AND e.iid IN (SELECT value FROM json_each(?))""",
     select_by_iid="SELECT gitlab_id FROM merge_requests WHERE project_id = ? AND iid = ?",
     select_by_iids="SELECT iid, gitlab_id FROM merge_requests"

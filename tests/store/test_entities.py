@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Any
 
@@ -13,6 +14,7 @@ from lore_daemon.store.entities import (
     ingest_issue,
     ingest_merge_request,
     local_entity_state,
+    local_states_by_iid,
     upsert_project,
 )
 
@@ -241,6 +243,24 @@ def test_local_entity_state(store_db: apsw.Connection, gl: Any):
     )
     assert state.watermarks == {"discussions": None, "events": None, "closes_issues": None, "diffs": gl.T0}
     assert state.dependents_behind() == ["discussions", "events", "closes_issues"]
+
+
+@pytest.mark.parametrize("kind", ["issue", "mr"])
+def test_local_states_by_iid_match_one_by_one_without_the_payload_hash(
+    store_db: apsw.Connection, gl: Any, kind: str
+) -> None:
+    ingest = ingest_issue if kind == "issue" else ingest_merge_request
+    make = gl.issue if kind == "issue" else gl.mr
+    with store_db:
+        for iid in (1, 2, 5):
+            ingest(store_db, gl.project_id, make(iid, updated_ms=gl.T0 + iid), now_ms=gl.NOW)
+    found = local_states_by_iid(store_db, gl.project_id, kind, [1, 2, 3, 5])
+    assert sorted(found) == [1, 2, 5]  # iid 3 has no row
+    for iid, state in found.items():
+        one = local_entity_state(store_db, gl.project_id, kind, iid)
+        assert one is not None and one.raw_sha256 is not None and state.raw_sha256 is None
+        assert state == dataclasses.replace(one, raw_sha256=None)
+    assert local_states_by_iid(store_db, gl.project_id + 1, kind, [1, 2]) == {}  # another project
 
 
 def test_watermarks_never_move_backwards(store_db: apsw.Connection, gl: Any):

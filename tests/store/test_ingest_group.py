@@ -18,7 +18,6 @@ from lore_daemon.store import migrate, open_connection
 from lore_daemon.store.dependents import replace_discussions
 from lore_daemon.store.entities import IngestOutcome, ingest_issue, ingest_merge_request, upsert_project
 from lore_daemon.store.ingest_group import ingest_group
-
 from tests.store.conftest import T0, Payloads, user
 
 NOW = T0 + 10_000_000
@@ -50,7 +49,7 @@ def _dump(conn: apsw.Connection) -> dict[str, list[str]]:
         if not str(name).startswith("sqlite_") and name != "schema_migrations"
     ]
     return {
-        table: sorted(repr(row) for row in conn.execute(f'SELECT * FROM "{table}"'))  # noqa: S608
+        table: sorted(repr(row) for row in conn.execute(f'SELECT * FROM "{table}"'))
         for table in tables
     }
 
@@ -93,13 +92,16 @@ def _page(rng: random.Random, gl: Payloads, mr: bool, versions: dict[int, int]) 
             versions[iid] = max(updated, known or updated)
         rng_item = random.Random(f"{iid}-{updated}")  # same version -> same bytes (unchanged)
         fields = _fields(rng_item, mr)
-        page.append(gl.mr(iid, updated_ms=updated, **fields) if mr else gl.issue(iid, updated_ms=updated, **fields))
+        make = gl.mr if mr else gl.issue
+        page.append(make(iid, updated_ms=updated, **fields))
     return page
 
 
-def _ingest_one_by_one(conn: apsw.Connection, mr: bool, page: list[Fetched[Any]]) -> list[IngestOutcome]:
+def _ingest_one_by_one(
+    conn: apsw.Connection, mr: bool, page: list[Fetched[Any]], now: int
+) -> list[IngestOutcome]:
     ingest: Callable[..., IngestOutcome] = ingest_merge_request if mr else ingest_issue
-    return [ingest(conn, 100, fetched, now_ms=NOW) for fetched in page]
+    return [ingest(conn, 100, fetched, now_ms=now) for fetched in page]
 
 
 def _add_discussions(conn: apsw.Connection, gl: Payloads, mr: bool, page: list[Fetched[Any]]) -> None:
@@ -126,10 +128,7 @@ def test_a_page_at_once_equals_item_by_item(
         with grouped:
             at_once = ingest_group(grouped, "mr" if mr else "issue", 100, page, now_ms=NOW + round_)
         with one_by_one:
-            items = [
-                (ingest_merge_request if mr else ingest_issue)(one_by_one, 100, f, now_ms=NOW + round_)
-                for f in page
-            ]
+            items = _ingest_one_by_one(one_by_one, mr, page, NOW + round_)
         assert at_once == items
         seen.update(outcome.status for outcome in items)
         assert _dump(grouped) == _dump(one_by_one)

@@ -45,10 +45,6 @@ from lore_daemon.store.upsert import Upsert
 from lore_daemon.timeutil import iso_to_ms
 
 IngestStatus = Literal["ingested", "unchanged", "skipped_stale"]
-DEPENDENTS: dict[str, tuple[str, ...]] = {
-    "issue": ("discussions", "events"),
-    "mr": ("discussions", "events", "closes_issues", "diffs"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,21 +114,21 @@ def local_states_by_iid(
     """``local_entity_state`` for many iids of one project in one query, by iid (absent: no row),
     without ``raw_sha256`` (always None here; reading it costs a payload page per row)."""
     sql = ISSUE_SQL if entity_type_of(kind) == "issue" else MR_SQL
-    rows = conn.execute(sql.select_locals_by_iid, (project_id, json.dumps(list(iids))))
+    rows = conn.execute(sql.local.by_iids, (project_id, json.dumps(list(iids))))
     return {state.iid: state for state in (local_from_row(kind, row) for row in rows)}
 
 
 def _load_local(
     conn: apsw.Connection, kind: EntityKind, sql: EntitySql, gitlab_id: int
 ) -> LocalEntityState | None:
-    row = conn.execute(sql.select_locals, (f"[{gitlab_id:d}]",)).fetchone()
+    row = conn.execute(sql.local.by_ids, (f"[{gitlab_id:d}]",)).fetchone()
     return None if row is None else local_from_row(kind, row)
 
 
 def local_from_row(kind: EntityKind, row: Sequence[Any]) -> LocalEntityState:
-    """A ``LocalEntityState`` from a row of ``EntitySql.select_locals`` (its columns, in order)."""
+    """A ``LocalEntityState`` from a row of ``LocalStateSql`` (its columns, in order)."""
     gitlab_id, updated, seen, sha, payload_id, title, web_url, iid = row[:8]
-    names = DEPENDENTS[kind]
+    names = (ISSUE_SQL if kind == "issue" else MR_SQL).local.dependents
     return LocalEntityState(
         kind=kind, iid=int(iid), gitlab_id=int(gitlab_id), title=str(title), web_url=str(web_url),
         updated_at_ms=int(updated), last_seen_at_ms=int(seen), raw_sha256=sha, raw_payload_id=payload_id,

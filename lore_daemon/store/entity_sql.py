@@ -72,15 +72,42 @@ class LinkTable:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalStateSql:
+    """What the store knows of an entity table's rows: the one column list, two lookups.
+
+    Columns, in the order ``entities.local_from_row`` reads them: gitlab_id, updated_at,
+    last_seen_at, the payload's sha256, raw_payload_id, title, web_url, iid, then
+    ``<dependent>_synced_for_updated_at`` for each of ``dependents``. ``by_ids`` takes a JSON array
+    of GitLab ids; ``by_iids`` a project id and a JSON array of iids, and leaves sha256 NULL (the
+    dependents claim never needs it, and each ~4 KB payload row is a page read of its own).
+    """
+
+    table: str
+    dependents: tuple[str, ...]  # the entity's dependent kinds, each with its watermark column
+    by_ids: str = field(init=False)
+    by_iids: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in (self.table, *self.dependents):
+            if not _NAME.match(name):
+                raise ValueError(f"not a plain SQL identifier: {name!r}")
+        marks = ", ".join(f"e.{name}_synced_for_updated_at" for name in self.dependents)
+        head = "SELECT e.gitlab_id, e.updated_at, e.last_seen_at, {sha}, e.raw_payload_id, e.title, e.web_url"
+        head += f", e.iid, {marks} FROM {self.table} AS e"
+        # The names were just checked against _NAME: plain identifiers written in this module.
+        by_ids = head.format(sha="r.sha256") + " LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id"
+        by_ids += " WHERE e.gitlab_id IN (SELECT value FROM json_each(?))"
+        by_iids = head.format(sha="NULL")
+        by_iids += " WHERE e.project_id = ? AND e.iid IN (SELECT value FROM json_each(?))"
+        object.__setattr__(self, "by_ids", by_ids)
+        object.__setattr__(self, "by_iids", by_iids)
+
+
+@dataclass(frozen=True, slots=True)
 class EntitySql:
     """The statements of one entity table. Table names are code constants, never input."""
 
-    # gitlab_id, updated_at, last_seen_at, sha256, raw_payload_id, title, web_url, iid, watermarks...
-    # of the rows whose ids are in a JSON array
-    select_locals: str
-    # The same, of a project's rows holding the iids in a JSON array, but sha256 always NULL: the
-    # dependents claim never needs it, and each lookup of a ~4 KB payload row is a page of its own.
-    select_locals_by_iid: str
+    local: LocalStateSql
     select_by_iid: str
     select_by_iids: str  # iid, gitlab_id of a project's rows holding the iids in a JSON array
     delete: str
@@ -90,16 +117,7 @@ class EntitySql:
 
 
 ISSUE_SQL: Final = EntitySql(
-    select_locals="""
-        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title,
-               e.web_url, e.iid, e.discussions_synced_for_updated_at, e.events_synced_for_updated_at
-        FROM issues AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
-        WHERE e.gitlab_id IN (SELECT value FROM json_each(?))""",
-    select_locals_by_iid="""
-        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, NULL, e.raw_payload_id, e.title,
-               e.web_url, e.iid, e.discussions_synced_for_updated_at, e.events_synced_for_updated_at
-        FROM issues AS e
-        WHERE e.project_id = ? AND e.iid IN (SELECT value FROM json_each(?))""",
+    local=LocalStateSql("issues", ("discussions", "events")),
     select_by_iid="SELECT gitlab_id FROM issues WHERE project_id = ? AND iid = ?",
     select_by_iids="SELECT iid, gitlab_id FROM issues"
     " WHERE project_id = ? AND iid IN (SELECT value FROM json_each(?))",
@@ -117,18 +135,7 @@ ISSUE_SQL: Final = EntitySql(
 )
 
 MR_SQL: Final = EntitySql(
-    select_locals="""
-        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, r.sha256, e.raw_payload_id, e.title,
-               e.web_url, e.iid, e.discussions_synced_for_updated_at, e.events_synced_for_updated_at,
-               e.closes_issues_synced_for_updated_at, e.diffs_synced_for_updated_at
-        FROM merge_requests AS e LEFT JOIN raw_payloads AS r ON r.id = e.raw_payload_id
-        WHERE e.gitlab_id IN (SELECT value FROM json_each(?))""",
-    select_locals_by_iid="""
-        SELECT e.gitlab_id, e.updated_at, e.last_seen_at, NULL, e.raw_payload_id, e.title,
-               e.web_url, e.iid, e.discussions_synced_for_updated_at, e.events_synced_for_updated_at,
-               e.closes_issues_synced_for_updated_at, e.diffs_synced_for_updated_at
-        FROM merge_requests AS e
-        WHERE e.project_id = ? AND e.iid IN (SELECT value FROM json_each(?))""",
+    local=LocalStateSql("merge_requests", ("discussions", "events", "closes_issues", "diffs")),
     select_by_iid="SELECT gitlab_id FROM merge_requests WHERE project_id = ? AND iid = ?",
     select_by_iids="SELECT iid, gitlab_id FROM merge_requests"
     " WHERE project_id = ? AND iid IN (SELECT value FROM json_each(?))",

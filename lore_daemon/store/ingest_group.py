@@ -110,7 +110,7 @@ def ingest_group(
 def _load_locals(
     conn: apsw.Connection, kind: EntityKind, sql: EntitySql, ids: list[int]
 ) -> dict[int, LocalEntityState]:
-    rows = conn.execute(sql.select_locals, (msgspec.json.encode(ids),))
+    rows = conn.execute(sql.local.by_ids, (msgspec.json.encode(ids),))
     return {int(row[0]): local_from_row(kind, row) for row in rows}
 
 

@@ -39,6 +39,16 @@ def regen(conn: apsw.Connection, keys: list[tuple[str, int]], now: int) -> Any:
         return regenerate_documents(conn, keys, now_ms=now)
 
 
+def _threads_on_issue_1(db: apsw.Connection, gl: Any, threads: list[Any]) -> set[tuple[str, int]]:
+    """Replace issue #1's discussions (one transaction); the source keys that write dirtied."""
+    with db:
+        written = replace_discussions(
+            db, project_id=gl.project_id, parent_kind="issue", parent_id=10_001, discussions=threads,
+            now_ms=gl.NOW,
+        )
+    return set(written.touched)
+
+
 @pytest.fixture
 def db(store_db: apsw.Connection, gl: Any) -> apsw.Connection:
     assignees = [{"id": 1, "username": "alice"}, {"id": 5, "username": "erin"}]
@@ -117,16 +127,7 @@ def test_discussion_document_notes_diffnotes_system_and_url(db: apsw.Connection,
         gl.discussion("a", gl.note(11, "Repro on macOS"), gl.diff_note(12, "this line", "src/login.py", 42)),
         gl.discussion("b", gl.note(13, "changed the description", system=True), individual=True),
     ]
-    with db:
-        written = replace_discussions(
-            db,
-            project_id=gl.project_id,
-            parent_kind="issue",
-            parent_id=10_001,
-            discussions=threads,
-            now_ms=gl.NOW,
-        )
-    keys = sorted(written.touched)
+    keys = sorted(_threads_on_issue_1(db, gl, threads))
     regen(db, keys, gl.NOW + 1)
     _, title, content, url, project_id, _ = doc(db, keys[0])
     assert title == "Discussion on #1: Login crashes on Safari" and project_id == gl.project_id
@@ -137,22 +138,9 @@ def test_discussion_document_notes_diffnotes_system_and_url(db: apsw.Connection,
 
 
 def test_vanished_source_loses_its_document_and_fts_row(db: apsw.Connection, gl: Any):
-    with db:
-        written = replace_discussions(
-            db,
-            project_id=gl.project_id,
-            parent_kind="issue",
-            parent_id=10_001,
-            discussions=[gl.discussion("a", gl.note(11, "zebra"))],
-            now_ms=gl.NOW,
-        )
-    regen(db, list(written.touched), gl.NOW + 1)
+    regen(db, list(_threads_on_issue_1(db, gl, [gl.discussion("a", gl.note(11, "zebra"))])), gl.NOW + 1)
     assert len(fts(db, "zebra")) == 1
-    with db:
-        gone = replace_discussions(
-            db, project_id=gl.project_id, parent_kind="issue", parent_id=10_001, discussions=[], now_ms=gl.NOW
-        )
-    out = regen(db, list(gone.touched), gl.NOW + 2)
+    out = regen(db, list(_threads_on_issue_1(db, gl, [])), gl.NOW + 2)
     assert (out.deleted, out.regenerated_ids, out.processed) == (1, [], 1)
     assert fts(db, "zebra") == []
 

@@ -158,14 +158,20 @@ async def test_acquire_times_out_with_lock_timeout(db: Database) -> None:
     await holder.release()
 
 
-async def test_waiter_gets_the_lock_after_release(db: Database) -> None:
+async def _held_and_waited_for(db: Database, timeout_ms: int) -> tuple[HeldLock, asyncio.Task[HeldLock]]:
+    """A holds ``sync``; B's ``acquire_lock`` is a task that has started waiting for it."""
     first = await acquire_lock(db, "sync", owner="A", run_id=None, timeout_ms=0, stale_ms=60_000)
     waiting = asyncio.Event()
-    second_task = asyncio.create_task(acquire_lock(
-        db, "sync", owner="B", run_id=None, timeout_ms=5_000, stale_ms=60_000,
+    task = asyncio.create_task(acquire_lock(
+        db, "sync", owner="B", run_id=None, timeout_ms=timeout_ms, stale_ms=60_000,
         on_wait=lambda _info, _waited: waiting.set(),
     ))
     await waiting.wait()
+    return first, task
+
+
+async def test_waiter_gets_the_lock_after_release(db: Database) -> None:
+    first, second_task = await _held_and_waited_for(db, timeout_ms=5_000)
     assert not second_task.done()
     await first.release()
     second = await second_task
@@ -174,13 +180,7 @@ async def test_waiter_gets_the_lock_after_release(db: Database) -> None:
 
 
 async def test_cancel_while_waiting_leaves_nothing_held(db: Database) -> None:
-    first = await acquire_lock(db, "sync", owner="A", run_id=None, timeout_ms=0, stale_ms=60_000)
-    waiting = asyncio.Event()
-    task = asyncio.create_task(acquire_lock(
-        db, "sync", owner="B", run_id=None, timeout_ms=10_000, stale_ms=60_000,
-        on_wait=lambda _info, _waited: waiting.set(),
-    ))
-    await waiting.wait()
+    first, task = await _held_and_waited_for(db, timeout_ms=10_000)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -57,3 +57,24 @@ def test_every_declared_upsert_prepares_against_the_schema(tmp_path: Path) -> No
         # Preparing checks every column and that ON CONFLICT names a unique constraint.
         conn.execute("EXPLAIN " + sql, tuple(None for _ in range(sql.count("?"))))
     conn.close()
+
+
+def test_derived_entity_statements_prepare_against_the_schema(tmp_path: Path) -> None:
+    """The local-state lookups and link-table statements built from names in ``entity_sql``."""
+    conn = open_connection(tmp_path / "lore.db")
+    migrate(conn)
+    statements = []
+    for sql in (entity_sql.ISSUE_SQL, entity_sql.MR_SQL):
+        statements += [sql.local.by_ids, sql.local.by_iids]
+        for links in (sql.labels, *sql.people):
+            statements += [links.delete, links.delete_many, links.insert]
+    for statement in statements:
+        conn.execute("EXPLAIN " + statement, tuple(None for _ in range(statement.count("?"))))
+    conn.close()
+
+
+def test_derived_names_are_checked() -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        entity_sql.LocalStateSql("issues; DROP TABLE x", ("events",))
+    with pytest.raises(ValueError, match="identifier"):
+        entity_sql.LinkTable("issue_labels", "issue_id", "label)")

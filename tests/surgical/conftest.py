@@ -23,6 +23,7 @@ from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.store import ledger
 from lore_daemon.store.connection import Database
 from lore_daemon.sync.locking import make_owner
+from tests import config_files
 
 PROJECT = "group/project"
 TOKEN_ENV = "LORE_SURGICAL_TEST_TOKEN"
@@ -60,20 +61,7 @@ CONTENT_TABLES = (
 def write_config(
     tmp_path: Path, base_url: str, *, projects: tuple[str, ...] = (PROJECT,), **sync: int
 ) -> Path:
-    settings = {"primary_concurrency": 8, "lock_timeout_ms": 10_000, "stale_lock_ms": 60_000, **sync}
-    lines = [
-        "[gitlab]",
-        f'base_url = "{base_url}"',
-        f'token_env = "{TOKEN_ENV}"',
-        *(line for path in projects for line in ("[[projects]]", f'path = "{path}"')),
-        "[storage]",
-        f'db_path = "{tmp_path / "lore.db"}"',
-        "[sync]",
-        *(f"{key} = {value}" for key, value in settings.items()),
-    ]
-    path = tmp_path / "config.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return config_files.write_config(tmp_path, base_url, token_env=TOKEN_ENV, projects=projects, **sync)
 
 
 def build_engine(

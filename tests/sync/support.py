@@ -23,6 +23,7 @@ from lore_daemon.sim import SimControl
 from lore_daemon.store.connection import Database
 from lore_daemon.sync.locking import make_owner
 from lore_daemon.timeutil import iso_to_ms
+from tests import config_files
 
 PROJECT = "group/project"
 TOKEN_ENV = "LORE_STANDARD_TEST_TOKEN"
@@ -31,21 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def write_config(tmp_path: Path, base_url: str, db_path: Path | None = None, **sync: int) -> Path:
-    settings = {"primary_concurrency": 8, "lock_timeout_ms": 10_000, "stale_lock_ms": 60_000, **sync}
-    lines = [
-        "[gitlab]",
-        f'base_url = "{base_url}"',
-        f'token_env = "{TOKEN_ENV}"',
-        "[[projects]]",
-        f'path = "{PROJECT}"',
-        "[storage]",
-        f'db_path = "{db_path or tmp_path / "lore.db"}"',
-        "[sync]",
-        *(f"{key} = {value}" for key, value in settings.items()),
-    ]
-    path = tmp_path / "config.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return config_files.write_config(
+        tmp_path, base_url, token_env=TOKEN_ENV, projects=(PROJECT,), db_path=db_path, **sync
+    )
 
 
 def build_engine(config_path: Path, token: str, *, retry: RetryPolicy = FAST_RETRY) -> Engine:

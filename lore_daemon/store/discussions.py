@@ -43,7 +43,7 @@ _DISCUSSION_UPSERT = Upsert(
     "discussions",
     ("gitlab_id", "project_id", "noteable_type", "noteable_id", "individual_note", "created_at",
      "updated_at"),
-    key=("gitlab_id",),
+    key=("noteable_type", "noteable_id", "gitlab_id"),  # unique per parent (migration 0007)
     returning="id, gitlab_id",
 )
 
@@ -156,8 +156,8 @@ def refresh_many(conn: apsw.Connection, parents: list[ParentThreads], *, now_ms:
     Only new or changed discussions are written, and those of every parent together: one
     multi-row upsert for the discussions, one for their notes, one delete of the notes they no
     longer send, one dirty mark. Statements, not rows, were the cost of refreshing parent by
-    parent. A GitLab discussion id is global, so one that appears under two parents of the same
-    call (never seen from GitLab) is refreshed parent by parent, in order, to keep that exact.
+    parent. The upsert's local ids are matched back by GitLab discussion id, so one that appears
+    under two parents of the same call (never seen from GitLab) is refreshed parent by parent.
     """
     claimed: set[str] = set()
     for parent in parents:

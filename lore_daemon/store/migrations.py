@@ -1,10 +1,15 @@
 """Schema migrations: ``schema/sql/NNNN_name.sql`` files applied in order, append-only.
 
 Each migration runs with its ``schema_migrations`` record in ONE ``BEGIN IMMEDIATE`` transaction,
-so a failure leaves neither half behind. The applied set is re-read inside that transaction: two
-processes migrating the same fresh file serialise on the write lock and the second finds the work
-done. A recorded checksum that no longer matches its file means a shipped migration was edited,
-which would leave databases in different shapes under the same version number, so it is refused.
+so a failure leaves neither half behind. Foreign keys are off while it runs and checked before it
+commits (SQLite's procedure for a change ALTER TABLE cannot make: new table, rows copied, old
+table dropped, new one renamed), so a rebuild cannot cascade deletes into the tables that point
+at it, and a migration that would leave a dangling reference is rolled back.
+
+The applied set is re-read inside that transaction: two processes migrating the same fresh file
+serialise on the write lock and the second finds the work done. A recorded checksum that no
+longer matches its file means a shipped migration was edited, which would leave databases in
+different shapes under the same version number, so it is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from lore_daemon.errors import StoreError
 from lore_daemon.timeutil import now_ms
 
 _FILENAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+FOREIGN_KEY_VIOLATIONS_SHOWN = 5  # a refused migration's error names this many dangling rows
 
 _CREATE_LEDGER = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -151,7 +157,17 @@ def _apply_next(conn: apsw.Connection, known: dict[int, Migration], target: int)
 
     The explicit BEGIN IMMEDIATE takes the write lock before reading the ledger, so the decision
     is made on the latest committed state even when the connection's transaction_mode is DEFERRED.
+    ``PRAGMA foreign_keys`` is a no-op inside a transaction, so it is switched around it.
     """
+    enforced = bool(conn.pragma("foreign_keys"))
+    conn.pragma("foreign_keys", False)
+    try:
+        return _apply_next_in_transaction(conn, known, target)
+    finally:
+        conn.pragma("foreign_keys", enforced)
+
+
+def _apply_next_in_transaction(conn: apsw.Connection, known: dict[int, Migration], target: int) -> bool:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(_CREATE_LEDGER)
@@ -172,6 +188,7 @@ def _apply_next(conn: apsw.Connection, known: dict[int, Migration], target: int)
                 "The database was left at the previous version. Report this with `lore status` output.",
                 details={"version": migration.version, "file": migration.filename},
             ) from exc
+        _check_foreign_keys(conn, migration)
         conn.execute(
             "INSERT INTO schema_migrations (version, name, applied_at, checksum) VALUES (?, ?, ?, ?)",
             (migration.version, migration.name, now_ms(), migration.checksum),
@@ -182,6 +199,23 @@ def _apply_next(conn: apsw.Connection, known: dict[int, Migration], target: int)
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _check_foreign_keys(conn: apsw.Connection, migration: Migration) -> None:
+    """Refuse (and so roll back) a migration after which a row points at nothing."""
+    violations = []
+    for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
+        violations.append({"table": table, "rowid": rowid, "parent": parent})
+        if len(violations) == FOREIGN_KEY_VIOLATIONS_SHOWN:
+            break
+    if violations:
+        raise StoreError(
+            f"Migration {migration.filename} would leave rows that point at missing rows "
+            f"(first: {violations[0]['table']} -> {violations[0]['parent']}).",
+            "DB_ERROR",
+            "The database was left at the previous version. Report this with `lore status` output.",
+            details={"version": migration.version, "file": migration.filename, "violations": violations},
+        )
 
 
 def migrate(

@@ -191,6 +191,10 @@ def _report_replay(issues: int, entities: int, replay: dict[str, Any]) -> None:
           ))
     print(f"   local processing, quiet replay: {issues / wall:.0f} issues/s wall, {issues / cpu:.0f} CPU "
           f"({entities / wall:.0f} entities/s wall incl. notes, events, docs)")
+    mirror = phases["ingest"]["wall_s"] + phases["dependents"]["wall_s"]
+    print(f"     of which the mirror (ingest + dependents: issues, MRs, discussions, notes, events): "
+          f"{issues / mirror:.0f} issues/s wall; documents (render, hash, FTS5): "
+          f"{replay['replay_counts']['documents'] / phases['docs']['wall_s']:.0f} documents/s wall")
     live, again = replay["live_counts"], replay["replay_counts"]
     differ = [f"{t} {live[t]} vs {again[t]}" for t in live if live[t] != again[t]]
     shown = ", ".join(f"{t} {live[t]}" for t in ("issues", "merge_requests", "discussions", "notes",
@@ -217,6 +221,10 @@ def _report(issues: int, mrs: int, one: dict[str, Any], ceiling: dict[str, Any])
     if cpu_ms:
         print(f"   local processing: {issues / (cpu_ms / 1000):.0f} issues/s "
               f"({entities / (cpu_ms / 1000):.0f} entities/s incl. notes, events, docs)")
+        mirror_ms = t.get("ingestWriteCpu", 0) + t.get("dependentsWriteCpu", 0)
+        if mirror_ms:
+            rate = issues / (mirror_ms / 1000)
+            print(f"     of which the mirror (ingest + dependents): {rate:.0f} issues/s")
     total = sum(part["seconds"] for part in ceiling.values())
     parts = "; ".join(
         f"{label} {part['rows']} rows in {part['seconds']:.2f} s "

@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -32,8 +33,32 @@ def wire_types() -> list[type[msgspec.Struct]]:
     return sorted(found, key=lambda t: t.__name__)
 
 
+def _normalised(node: Any) -> Any:
+    """``node`` with every ``description`` cleaned as ``inspect.cleandoc`` does.
+
+    msgspec copies docstrings verbatim, and their indentation depends on the interpreter (3.13
+    strips it at compile time, 3.11 does not) and on msgspec's release; the published schemas
+    must not.
+    """
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value) if key == "description" and isinstance(value, str)
+            else _normalised(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_normalised(item) for item in node]
+    return node
+
+
+def json_schema(wire_type: Any) -> dict[str, Any]:
+    """The JSON Schema of a wire type, the same whatever the interpreter or msgspec release."""
+    schema: dict[str, Any] = _normalised(msgspec.json.schema(wire_type))
+    return schema
+
+
 def render(struct_type: type[msgspec.Struct]) -> str:
-    schema = msgspec.json.schema(struct_type)
+    schema = json_schema(struct_type)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"{struct_type.__name__}.json"
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -11,11 +11,10 @@ import functools
 import typing
 from collections.abc import Sequence
 
-import msgspec
-
 from lore_daemon import __version__, protocol
 from lore_daemon.errors import CODES
 from lore_daemon.rpc.lsp import PROGRESS_NOTIFICATION
+from lore_daemon.schemagen import json_schema
 from lore_daemon.services.runtime import Runtime
 from lore_daemon.services.spec import Call, MethodSpec
 
@@ -37,8 +36,8 @@ def _method_doc(spec: MethodSpec) -> protocol.MethodDoc:
     return protocol.MethodDoc(
         name=spec.name,
         summary=spec.summary,
-        params_schema=msgspec.json.schema(spec.params_type),
-        result_schema=msgspec.json.schema(spec.result_type),
+        params_schema=json_schema(spec.params_type),
+        result_schema=json_schema(spec.result_type),
         reports_progress=spec.reports_progress,
         error_codes=list(dict.fromkeys((*spec.error_codes, *ALWAYS_POSSIBLE))),
     )
@@ -59,7 +58,7 @@ def _manifest(methods: tuple[MethodSpec, ...]) -> protocol.RobotDocsResult:
                     "$/progress begin/report/end when the request had a workDoneToken or the client "
                     "supports window.workDoneProgress."
                 ),
-                schema=msgspec.json.schema(protocol.ProgressNotification),
+                schema=json_schema(protocol.ProgressNotification),
             )
         ],
         error_codes=[
@@ -78,8 +77,8 @@ def _manifest(methods: tuple[MethodSpec, ...]) -> protocol.RobotDocsResult:
             for code, meaning in sorted(protocol.BRIDGE_EXIT_CODES.items())
         ],
         schemas={
-            "RobotError": msgspec.json.schema(protocol.RobotError),
-            "RecoveryAction": msgspec.json.schema(protocol.RecoveryAction),
+            "RobotError": json_schema(protocol.RobotError),
+            "RecoveryAction": json_schema(protocol.RecoveryAction),
         },
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import typing
 from pathlib import Path
@@ -25,6 +26,22 @@ def test_checked_in_schemas_match_the_code(tmp_path: Path) -> None:
         expected = (tmp_path / name).read_text(encoding="utf-8")
         actual = (ROOT / "schema" / "robot" / name).read_text(encoding="utf-8")
         assert actual == expected, f"schema/robot/{name} is stale: run `make schemas`"
+
+
+def test_schema_descriptions_do_not_depend_on_docstring_indentation() -> None:
+    """3.13 strips docstring indentation at compile time and 3.11 does not; the files must not care."""
+
+    def descriptions(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [v for k, v in node.items() if k == "description" and isinstance(v, str)]
+            return found + [d for v in node.values() for d in descriptions(v)]
+        if isinstance(node, list):
+            return [d for v in node for d in descriptions(v)]
+        return []
+
+    every = [d for t in schemagen.wire_types() for d in descriptions(schemagen.json_schema(t))]
+    assert any("\n" in d for d in every)  # multi-line docstrings are there to be normalised
+    assert [d for d in every if d != inspect.cleandoc(d)] == []
 
 
 def test_timestamps_are_date_time_in_the_schemas() -> None:

@@ -1,17 +1,23 @@
-# Two commands matter: `make demo` and `make test`. Both build .venv themselves.
+# Two commands matter: `make demo` and `make test`. Both build .venv themselves, from the lock.
+#
+# requirements/dev.lock pins every runtime, test, lint and build dependency with its hashes; the
+# venv is rebuilt from it whenever the lock, pyproject.toml or the interpreter changes. Refresh it
+# with `make lock` (needs network access to the package index).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+LOCK := requirements/dev.lock
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
+STAMP := $(VENV)/.installed-$(PYVER)
 
-.PHONY: demo test lint bench schemas clean
+.PHONY: demo test lint bench schemas lock clean
 
-$(BIN)/python:
+$(STAMP): $(LOCK) pyproject.toml
+	@test -n "$(PYVER)" || { echo "make: $(PYTHON) does not run; set PYTHON=python3.11 (or newer)"; exit 1; }
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet --require-hashes --only-binary :all: -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,6 +35,12 @@ bench: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/python -m lore_daemon.schemagen schema/robot
+
+# Re-resolve every dependency (pyproject.toml's ranges, requirements/tools.in) to the newest
+# releases that satisfy them on Python 3.11 and later, with hashes of every published file.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml requirements/tools.in --extra test --extra lint \
+		--universal --python-version 3.11 --generate-hashes --quiet -o $(LOCK)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

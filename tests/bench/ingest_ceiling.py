@@ -78,7 +78,7 @@ def time_ceiling(conn: Any, issues: list[Fetched[Issue]]) -> float:
         row[8] = None  # author_id
         row[21] = None  # raw_payload_id
         rows.append(tuple(row))
-    insert = ISSUE_SQL.upsert.split("ON CONFLICT")[0]
+    insert = ISSUE_SQL.upsert.sql.split("ON CONFLICT")[0]
     start = time.perf_counter()
     with conn:
         conn.executemany(insert, rows)

@@ -29,6 +29,7 @@ from typing import Any, Literal, TypeVar
 import apsw
 import msgspec
 
+from lore_daemon import recovery
 from lore_daemon.errors import StoreError
 from lore_daemon.protocol import (
     Counters,
@@ -40,7 +41,6 @@ from lore_daemon.protocol import (
     RunStatus,
     SyncRun,
 )
-from lore_daemon.sync import recovery
 from lore_daemon.timeutil import ms_to_datetime, ms_to_iso
 
 FinalStatus = Literal["succeeded", "partial", "failed", "cancelled"]

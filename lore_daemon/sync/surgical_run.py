@@ -19,6 +19,7 @@ from lore_daemon import protocol
 from lore_daemon.errors import LoreError, RunError
 from lore_daemon.gitlab.models import Project
 from lore_daemon.gitlab.targets import ResolvedTargets
+from lore_daemon.recovery import error_actions, partial_actions, preflight_failed_actions
 from lore_daemon.store import ledger
 from lore_daemon.store.keys import SourceKey
 from lore_daemon.store.locks import LockInfo
@@ -34,7 +35,6 @@ from lore_daemon.sync.preflight import (
     project_failures,
     resolve_project,
 )
-from lore_daemon.sync.surgical_actions import error_actions, partial_actions, preflight_failed_actions
 from lore_daemon.sync.surgical_ingest import (
     clear_dirty_rows,
     ingest_primaries,

@@ -67,6 +67,7 @@ async def _sync(config_path: Path, token: str) -> tuple[Any, float]:
     from lore_daemon.gitlab.client import GitLabClient
     from lore_daemon.store.connection import Database
     from lore_daemon.sync.locking import make_owner
+    from lore_daemon.sync.standard import run_standard_sync
 
     env = {TOKEN_ENV: token}
     config = load_config(config_path, env=env)
@@ -77,7 +78,7 @@ async def _sync(config_path: Path, token: str) -> tuple[Any, float]:
     engine = Engine(config=config, db=db, gitlab=client, owner=make_owner())
     started = time.monotonic()
     try:
-        result = await engine.sync_standard(protocol.SyncParams(), lambda note: None)
+        result = await run_standard_sync(engine, protocol.SyncParams(), lambda note: None)
     finally:
         await engine.aclose()
     return result, time.monotonic() - started

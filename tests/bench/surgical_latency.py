@@ -33,6 +33,7 @@ from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.sim import SimControl
 from lore_daemon.store.connection import Database
 from lore_daemon.sync.locking import make_owner
+from lore_daemon.sync.surgical import run_surgical_sync
 
 PROJECT = "group/project"
 TOKEN_ENV = "LORE_BENCH_TOKEN"
@@ -69,7 +70,8 @@ async def timed_run(
     """Wall ms of one surgical run, the API requests it made (from the simulator's log), its result."""
     control.clear_log()
     started = time.perf_counter()
-    result = await engine.sync_surgical(protocol.SyncSurgicalParams(project=PROJECT, issues=issues, mrs=mrs))
+    params = protocol.SyncSurgicalParams(project=PROJECT, issues=issues, mrs=mrs)
+    result = await run_surgical_sync(engine, params)
     wall_ms = (time.perf_counter() - started) * 1000
     assert result.status == "succeeded", result.error
     return wall_ms, len(control.log()), result

@@ -24,6 +24,7 @@ from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.store.connection import Database
 from lore_daemon.sync import surgical_ingest
 from lore_daemon.sync.locking import make_owner
+from lore_daemon.sync.surgical import run_surgical_sync
 
 _original = surgical_ingest.ingest_issue
 _calls: list[int] = []
@@ -51,7 +52,7 @@ async def main(config_path: str) -> None:
         if note.event == "begin":
             print(json.dumps({"event": "phase", "phase": note.phase, "runId": note.run_id}), flush=True)
 
-    await engine.sync_surgical(params, progress)
+    await run_surgical_sync(engine, params, progress)
     print(json.dumps({"event": "finished"}), flush=True)
 
 

@@ -22,6 +22,7 @@ from lore_daemon.engine import Engine
 from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.store.connection import Database
 from lore_daemon.sync.locking import make_owner
+from lore_daemon.sync.standard import run_standard_sync
 
 
 async def main(config_path: str) -> None:
@@ -35,7 +36,7 @@ async def main(config_path: str) -> None:
     engine = Engine(config=config, db=db, gitlab=client, owner=make_owner())
     print(json.dumps({"event": "started", "pid": os.getpid()}), flush=True)
     try:
-        result = await engine.sync_standard(protocol.SyncParams(), lambda note: None)
+        result = await run_standard_sync(engine, protocol.SyncParams(), lambda note: None)
     finally:
         await engine.aclose()
     print(json.dumps({"event": "result", "result": msgspec.to_builtins(result)}), flush=True)

@@ -23,6 +23,7 @@ from lore_daemon.sim import SimServer
 from lore_daemon.store import locks
 from lore_daemon.sync import drain_phase, ingest_phase
 from lore_daemon.sync.context import RunContext
+from lore_daemon.sync.standard import run_standard_sync
 
 from .conftest import SMALL, EngineFactory
 from .support import PROJECT, Progress, assert_consistent, assert_matches_truth, connect, scalar
@@ -76,7 +77,7 @@ async def _cancelled_mid_ingest(
 ) -> None:
     hook.capture_ctx(monkeypatch, ingest_phase, "_write_page")
     engine = make_engine()
-    hook.task = asyncio.create_task(engine.sync_standard(protocol.SyncParams(), Progress()))
+    hook.task = asyncio.create_task(run_standard_sync(engine, protocol.SyncParams(), Progress()))
 
     with pytest.raises(asyncio.CancelledError):
         await hook.task
@@ -90,7 +91,7 @@ async def _cancelled_mid_ingest(
     assert_consistent(db_path)
 
     monkeypatch.undo()
-    again = await make_engine().sync_standard(protocol.SyncParams(), Progress())
+    again = await run_standard_sync(make_engine(), protocol.SyncParams(), Progress())
     assert again.status == "succeeded"
     assert again.counters.issues_ingested == SMALL.issues - committed
     assert_matches_truth(db_path, sim.control.dump(PROJECT), sample_every=3)
@@ -131,7 +132,7 @@ async def test_cancel_mid_dependents_releases_claims(
 
     monkeypatch.setattr(drain_phase, "write_group", counting)
     engine = make_engine()
-    hook.task = asyncio.create_task(engine.sync_standard(protocol.SyncParams(), Progress()))
+    hook.task = asyncio.create_task(run_standard_sync(engine, protocol.SyncParams(), Progress()))
 
     with pytest.raises(asyncio.CancelledError):
         await hook.task
@@ -148,7 +149,7 @@ async def test_cancel_mid_dependents_releases_claims(
     assert_consistent(db_path)
 
     monkeypatch.undo()
-    again = await make_engine().sync_standard(protocol.SyncParams(), Progress())
+    again = await run_standard_sync(make_engine(), protocol.SyncParams(), Progress())
     assert again.status == "succeeded"
     assert again.counters.dependent_jobs_done == total_jobs - jobs_written
     assert_matches_truth(db_path, sim.control.dump(PROJECT), sample_every=3)
@@ -161,7 +162,7 @@ async def test_cancel_while_waiting_for_the_lock(make_engine: EngineFactory, db_
                                        stale_ms=60_000)
     )
     progress = Progress()
-    task = asyncio.create_task(engine.sync_standard(protocol.SyncParams(), progress))
+    task = asyncio.create_task(run_standard_sync(engine, protocol.SyncParams(), progress))
     waiting = asyncio.Event()
     progress.hooks.append(lambda note: waiting.set() if "waiting for the sync lock" in note.message else None)
     await asyncio.wait_for(waiting.wait(), 10)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from lore_daemon import protocol
+from lore_daemon.sync.standard import run_standard_sync
 
 from .support import (
     PROJECT,
@@ -44,7 +45,7 @@ class Synced:
 async def _sync(config: Path, token: str, progress: Progress | None = None) -> protocol.SyncResult:
     engine = build_engine(config, token)
     try:
-        return await engine.sync_standard(protocol.SyncParams(), progress or Progress())
+        return await run_standard_sync(engine, protocol.SyncParams(), progress or Progress())
     finally:
         await engine.aclose()
 

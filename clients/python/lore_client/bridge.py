@@ -21,7 +21,7 @@ import msgspec
 from lore_client.client import LoreClient
 from lore_client.rpc import ConnectionClosed, RpcError
 from lore_client.shared import default_socket_path, ensure_daemon, stop_daemon
-from lore_daemon import protocol
+from lore_daemon import protocol, recovery
 from lore_daemon.errors import DaemonError
 
 _EXIT_BY_CODE = {
@@ -120,12 +120,39 @@ def _summary(data: Any) -> str:
     return json.dumps(data, indent=2)
 
 
-def _sync_params(args: argparse.Namespace) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "project": args.project[-1] if args.project else None, "issues": args.issue, "mrs": args.mr,
-        "issueUrls": args.issue_url, "mrUrls": args.mr_url, "refs": args.ref,
-    }
-    return {k: v for k, v in params.items() if v}
+def request_for(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The JSON-RPC call a command line makes: method and params as sent (before any progress
+    token). Recovery actions' ``command`` lines parse back to exactly their ``request`` here."""
+    params: msgspec.Struct
+    if args.command == "sync":
+        targets: dict[str, Any] = {
+            "project": args.project[-1] if args.project else None, "issues": args.issue, "mrs": args.mr,
+            "issue_urls": args.issue_url, "mr_urls": args.mr_url, "refs": args.ref,
+        }
+        if not any((args.issue, args.mr, args.issue_url, args.mr_url, args.ref)):
+            params = protocol.SyncParams(projects=args.project or None, no_embed=args.no_embed)
+        elif args.preflight_only:
+            params = protocol.PreflightParams(**targets)
+        else:
+            params = protocol.SyncSurgicalParams(**targets, dry_run=args.dry_run, no_embed=args.no_embed)
+    elif args.command == "sync-runs":
+        params = protocol.SyncRunsParams(limit=args.limit, run_id=args.run_id, status=args.state)
+    elif args.command == "status":
+        params = protocol.StatusParams()
+    elif args.command == "robot-docs":
+        params = protocol.RobotDocsParams()
+    else:
+        raise ValueError(f"`lore {args.command}` sends no single request")
+    request = recovery.request_for(params)
+    return request.method, request.params
+
+
+_RESULT_TYPES: dict[str, type[Any]] = {
+    "lore/preflight": protocol.PreflightResult, "lore/syncSurgical": protocol.SyncResult,
+    "lore/sync": protocol.SyncResult, "lore/syncRuns": protocol.SyncRunsResult,
+    "lore/status": protocol.StatusResult, "lore/robotDocs": dict,
+}
+_WITH_PROGRESS = frozenset({"lore/preflight", "lore/syncSurgical", "lore/sync"})
 
 
 @contextlib.asynccontextmanager
@@ -166,38 +193,19 @@ async def _run(args: argparse.Namespace, printer: _Printer) -> int:
     async with _client(args) as client:
         if args.command == "rpc":
             return await _rpc_loop(client)
+        if args.command == "sync" and len(set(args.project)) > 1 and request_for(args)[0] != "lore/sync":
+            printer.payload({"error": {"code": "MIXED_PROJECTS",
+                                       "message": "a surgical sync names one project (-p)"}})
+            return 2
+        method, params = request_for(args)
         try:
-            if args.command == "sync":
-                targets = _sync_params(args)
-                if len(set(args.project)) > 1 and targets.keys() - {"project"}:
-                    printer.payload({"error": {"code": "MIXED_PROJECTS",
-                                               "message": "a surgical sync names one project (-p)"}})
-                    return 2
-                if not (targets.keys() - {"project"}):
-                    sync_result = await client.sync(
-                        on_progress=printer.progress, projects=args.project or None, no_embed=args.no_embed
-                    )
-                    printer.payload(sync_result)
-                    return exit_code_for_result(sync_result)
-                if args.preflight_only:
-                    pre = await client.call(
-                        "lore/preflight", targets, protocol.PreflightResult, printer.progress
-                    )
-                    printer.payload(pre)
-                    return 0 if pre.ok else exit_code_for_error(_preflight_code(pre))
-                targets.update(dryRun=args.dry_run, noEmbed=args.no_embed)
-                result = await client.call(
-                    "lore/syncSurgical", targets, protocol.SyncResult, printer.progress
-                )
-                printer.payload(result)
+            progress = printer.progress if method in _WITH_PROGRESS else None
+            result = await client.call(method, params, _RESULT_TYPES[method], progress)
+            printer.payload(result)
+            if isinstance(result, protocol.SyncResult):
                 return exit_code_for_result(result)
-            if args.command == "sync-runs":
-                filters = {"limit": args.limit, "run_id": args.run_id, "status": args.state}
-                printer.payload(await client.sync_runs(**{k: v for k, v in filters.items() if v is not None}))
-            elif args.command == "status":
-                printer.payload(await client.status())
-            elif args.command == "robot-docs":
-                printer.payload(await client.robot_docs())
+            if isinstance(result, protocol.PreflightResult) and not result.ok:
+                return exit_code_for_error(_preflight_code(result))
             return 0
         except RpcError as err:
             printer.payload({"error": {"code": err.code, "message": err.message, "data": err.data}})

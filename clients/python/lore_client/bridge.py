@@ -2,7 +2,8 @@
 
 Output: the typed payload as JSON on stdout when stdout is not a terminal (or with ``--json``); a
 human summary and a live progress line on stderr otherwise. The exit code says what class of
-error happened (``lore_daemon.protocol.BRIDGE_EXIT_CODES``), so scripts can branch without parsing.
+error happened (``lore_daemon.errors.CODES`` gives each error code its exit code), so scripts can
+branch without parsing.
 """
 
 from __future__ import annotations
@@ -22,35 +23,22 @@ from lore_client.client import LoreClient
 from lore_client.rpc import ConnectionClosed, RpcError
 from lore_client.shared import default_socket_path, ensure_daemon, stop_daemon
 from lore_daemon import protocol, recovery
-from lore_daemon.errors import DaemonError
-
-_EXIT_BY_CODE = {
-    "INVALID_PARAMS": 2, "INVALID_TARGET": 2, "MIXED_PROJECTS": 2, "TARGET_HOST_MISMATCH": 2,
-    "TOO_MANY_TARGETS": 2, "NO_TARGETS": 2, "PROJECT_REQUIRED": 2,
-    "CONFIG_NOT_FOUND": 3, "CONFIG_INVALID": 3, "CONFIG_UNKNOWN_KEY": 3, "TOKEN_NOT_SET": 3,
-    "GITLAB_AUTH_FAILED": 4, "GITLAB_FORBIDDEN": 4,
-    "GITLAB_NOT_FOUND": 5, "PREFLIGHT_FAILED": 5,
-    "GITLAB_RATE_LIMITED": 6, "GITLAB_UNAVAILABLE": 6, "GITLAB_BAD_RESPONSE": 6,
-    "LOCK_TIMEOUT": 7, "CANCELLED": 130,
-    "PARSE_ERROR": 2, "INVALID_REQUEST": 2, "METHOD_NOT_FOUND": 2,
-    "GITLAB_REQUEST_FAILED": 9, "DB_ERROR": 9, "ABANDONED": 9, "INTERNAL": 1, "DAEMON_UNAVAILABLE": 1,
-}
-"""Exit code per error code; every code of ``lore_daemon.errors.CODES`` is listed (a test checks)."""
+from lore_daemon.errors import CODES, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_PARTIAL, EXIT_SUCCESS, DaemonError
 
 
 def exit_code_for_error(code: str | None) -> int:
-    if code is None:
-        return 1
-    return _EXIT_BY_CODE.get(code, 1)
+    """The exit code ``errors.CODES`` gives the error code (1 for none or an unknown one)."""
+    info = CODES.get(code) if code is not None else None
+    return info.exit_code if info is not None else EXIT_INTERNAL
 
 
 def exit_code_for_result(result: protocol.SyncResult) -> int:
     if result.status in ("succeeded", "running"):
-        return 0
+        return EXIT_SUCCESS
     if result.status == "partial":
-        return 8
+        return EXIT_PARTIAL
     if result.status == "cancelled":
-        return 130
+        return EXIT_CANCELLED
     return exit_code_for_error(result.error.code if result.error else None)
 
 
@@ -196,7 +184,7 @@ async def _run(args: argparse.Namespace, printer: _Printer) -> int:
         if args.command == "sync" and len(set(args.project)) > 1 and request_for(args)[0] != "lore/sync":
             printer.payload({"error": {"code": "MIXED_PROJECTS",
                                        "message": "a surgical sync names one project (-p)"}})
-            return 2
+            return exit_code_for_error("MIXED_PROJECTS")
         method, params = request_for(args)
         try:
             progress = printer.progress if method in _WITH_PROGRESS else None
@@ -256,10 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         printer.payload({"error": {"code": exc.code, "message": exc.message, "suggestion": exc.suggestion}})
         return exit_code_for_error(exc.code)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_CANCELLED
     except ConnectionClosed as exc:
         sys.stderr.write(f"lore: the daemon closed the connection ({exc})\n")
-        return 1
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

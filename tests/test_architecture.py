@@ -8,7 +8,7 @@ below it, never one above:
     engine     engine.py (warm state: config, database, GitLab client, tuning)
     store      store/        (may use gitlab.models, the payload types, and nothing else of gitlab/)
     gitlab     gitlab/
-    base       protocol, errors, recovery, config, config_errors, settings, timeutil, logsetup,
+    base       protocol, errors, recovery, config, config_errors, tuning, timeutil, logsetup,
                schemagen, the package itself
 
 ``sim/`` is a separate tool: it may use only the base layer, and the product never imports it —
@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engine", ("engine",)),
     ("store", ("store",)),
     ("gitlab", ("gitlab",)),
-    ("base", ("protocol", "errors", "recovery", "config", "config_errors", "settings", "timeutil",
+    ("base", ("protocol", "errors", "recovery", "config", "config_errors", "tuning", "timeutil",
               "logsetup", "schemagen", "")),
 )
 SIM = "sim"

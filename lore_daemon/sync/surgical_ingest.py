@@ -114,6 +114,7 @@ def regenerate_target_documents(
     *,
     now_ms: int,
     check_cancelled: CheckCancelled,
+    write_chunk: int,
 ) -> dict[Target, TargetDocs]:
     """Regenerate exactly these keys; ``now_ms`` is the generation time every document gets."""
     out: dict[Target, TargetDocs] = {}
@@ -122,7 +123,9 @@ def regenerate_target_documents(
             check_cancelled()
             try:
                 with conn:  # savepoint: a failed render rolls back this target only
-                    docs: DocsOutcome = regenerate_documents(conn, keys, now_ms=now_ms)
+                    docs: DocsOutcome = regenerate_documents(
+                        conn, keys, now_ms=now_ms, write_chunk=write_chunk
+                    )
             except (apsw.Error, LoreError, ValueError, KeyError) as exc:
                 error = exc if isinstance(exc, LoreError) else LoreError(
                     f"rendering the documents failed: {type(exc).__name__}: {exc}", "INTERNAL"

@@ -270,7 +270,7 @@ class SurgicalRun:
             docs = await ctx.write(
                 functools.partial(
                     regenerate_target_documents, keys_by_target=keys_by_target, now_ms=generated_at,
-                    check_cancelled=ctx.check_cancelled,
+                    check_cancelled=ctx.check_cancelled, write_chunk=ctx.tuning.write_chunk,
                 )
             )
             done_keys: list[SourceKey] = []

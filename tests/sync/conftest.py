@@ -11,6 +11,7 @@ import pytest
 from lore_daemon.engine import Engine
 from lore_daemon.gitlab._retry import RetryPolicy
 from lore_daemon.sim import SimConfig, SimServer
+from lore_daemon.tuning import Tuning
 
 from .support import FAST_RETRY, build_engine, write_config
 
@@ -33,12 +34,13 @@ EngineFactory = Callable[..., Engine]
 
 @pytest.fixture
 async def make_engine(tmp_path: Path, sim: SimServer) -> AsyncIterator[EngineFactory]:
-    """``make_engine(retry=..., **sync_settings)``: engines on the same DB file, closed at teardown."""
+    """``make_engine(retry=..., tuning=..., **sync_settings)``: engines on the same DB file, closed
+    at teardown."""
     built: list[Engine] = []
 
-    def make(retry: RetryPolicy = FAST_RETRY, **sync: int) -> Engine:
+    def make(retry: RetryPolicy = FAST_RETRY, tuning: Tuning | None = None, **sync: int) -> Engine:
         config = write_config(tmp_path, sim.base_url, **sync)
-        engine = build_engine(config, sim.token, retry=retry)
+        engine = build_engine(config, sim.token, retry=retry, tuning=tuning)
         built.append(engine)
         return engine
 

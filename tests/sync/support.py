@@ -18,11 +18,11 @@ from lore_daemon import protocol
 from lore_daemon.config import load_config, read_token
 from lore_daemon.engine import Engine
 from lore_daemon.gitlab._retry import RetryPolicy
-from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.sim import SimControl
 from lore_daemon.store.connection import Database
 from lore_daemon.sync.locking import make_owner
 from lore_daemon.timeutil import iso_to_ms
+from lore_daemon.tuning import Tuning
 from tests import config_files
 
 PROJECT = "group/project"
@@ -37,17 +37,16 @@ def write_config(tmp_path: Path, base_url: str, db_path: Path | None = None, **s
     )
 
 
-def build_engine(config_path: Path, token: str, *, retry: RetryPolicy = FAST_RETRY) -> Engine:
+def build_engine(
+    config_path: Path, token: str, *, retry: RetryPolicy = FAST_RETRY, tuning: Tuning | None = None
+) -> Engine:
     """An Engine assembled from the daemon's own parts; only the retry policy is tightened."""
     env = {TOKEN_ENV: token, "HOME": str(config_path.parent)}
     config = load_config(config_path, env=env)
     db = Database(config.db_path)
     db.open()
-    client = GitLabClient(
-        config.gitlab.base_url, read_token(config, env).reveal(),
-        concurrency=config.sync.primary_concurrency, retry=retry,
-    )
-    return Engine(config=config, db=db, gitlab=client, owner=make_owner())
+    token_value = read_token(config, env).reveal()
+    return Engine.create(config, db, token_value, owner=make_owner(), retry=retry, tuning=tuning)
 
 
 class Progress:

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 from lore_daemon import protocol
-from lore_daemon.gitlab import client as gitlab_client
 from lore_daemon.sim import SimServer
 from lore_daemon.store import locks
 from lore_daemon.sync import drain_phase, ingest_phase
 from lore_daemon.sync.context import RunContext
 from lore_daemon.sync.standard import run_standard_sync
+from lore_daemon.tuning import Tuning
 
 from .conftest import SMALL, EngineFactory
 from .support import PROJECT, Progress, assert_consistent, assert_matches_truth, connect, scalar
@@ -73,10 +73,10 @@ def _run_row(db: Path, run_id: str | None = None) -> tuple[Any, ...]:
 
 async def _cancelled_mid_ingest(
     sim: SimServer, make_engine: EngineFactory, db_path: Path, monkeypatch: pytest.MonkeyPatch,
-    hook: CancelAt, committed: int,
+    hook: CancelAt, committed: int, tuning: Tuning | None = None,
 ) -> None:
     hook.capture_ctx(monkeypatch, ingest_phase, "_write_page")
-    engine = make_engine()
+    engine = make_engine(tuning=tuning)
     hook.task = asyncio.create_task(run_standard_sync(engine, protocol.SyncParams(), Progress()))
 
     with pytest.raises(asyncio.CancelledError):
@@ -102,9 +102,10 @@ async def test_cancel_mid_ingest_keeps_the_pages_before_it(
 ) -> None:
     """A page is one transaction: cancelled while page 1 is written, page 1 commits, page 2 never
     starts (pages of 20 here, so the 60 issues take three)."""
-    monkeypatch.setattr(gitlab_client, "PER_PAGE", 20)
     hook = CancelAt(monkeypatch, ingest_phase, "ingest_group", nth=1)
-    await _cancelled_mid_ingest(sim, make_engine, db_path, monkeypatch, hook, committed=20)
+    await _cancelled_mid_ingest(
+        sim, make_engine, db_path, monkeypatch, hook, committed=20, tuning=Tuning(per_page=20)
+    )
 
 
 async def test_cancel_mid_ingest_item_by_item_rolls_back_the_open_item(

@@ -1,8 +1,8 @@
 """``ingest_group`` applies the one decision (``entities.decide``) and writes a page exactly as
 ``ingest_issue``/``ingest_merge_request`` do item by item: the same outcomes and, table by table,
-the same rows. Two databases, one per path, fed the
-same pages round after round (new, changed, retitled, unchanged and stale items; users and
-milestones shared between items with differing details; labels and people coming and going)."""
+the same rows. Two databases, one per path, fed the same pages round after round (new, changed,
+retitled, unchanged and stale items; users and milestones shared between items with differing
+details; labels and people coming and going)."""
 
 from __future__ import annotations
 

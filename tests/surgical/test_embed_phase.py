@@ -13,9 +13,10 @@ from lore_daemon.sim import SimServer
 from lore_daemon.sync.context import RunContext
 from lore_daemon.sync.embed import run_embed_phase
 from lore_daemon.sync.surgical import run_surgical_sync
+from tests.support.engine import Progress
 
 from .children import lock_held_by_another_process
-from .conftest import Progress, rows, surgical
+from .conftest import rows, surgical
 
 
 class HashEmbedder:

@@ -18,11 +18,12 @@ from lore_daemon.errors import LoreError
 from lore_daemon.sim import SimServer
 from lore_daemon.sync import surgical_run
 from lore_daemon.sync.surgical import run_surgical_sync
+from tests.support import REPO
+from tests.support.engine import Progress
 
-from .children import HERE, child_line, lock_held_by_another_process
+from .children import child_line, lock_held_by_another_process
 from .conftest import (
     TOKEN_ENV,
-    Progress,
     build_engine,
     connect,
     content_snapshot,
@@ -154,8 +155,9 @@ async def test_cancel_mid_dependents_rolls_back_and_releases_lock(
 async def test_sigkill_mid_ingest_is_abandoned_on_restart(tmp_path: Path, sim: SimServer) -> None:
     config_path = write_config(tmp_path, sim.base_url, stale_lock_ms=1000)
     child = subprocess.Popen(
-        [sys.executable, str(HERE / "crash_child.py"), str(config_path)],
+        [sys.executable, "-m", "tests.surgical.crash_child", str(config_path)],
         stdout=subprocess.PIPE,
+        cwd=REPO,
         text=True,
         env={**os.environ, TOKEN_ENV: sim.token},
     )

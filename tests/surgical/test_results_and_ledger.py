@@ -10,8 +10,9 @@ from lore_daemon import protocol
 from lore_daemon.engine import Engine
 from lore_daemon.sim import SimServer
 from lore_daemon.sync.surgical import run_surgical_sync
+from tests.support.engine import Progress
 
-from .conftest import PROJECT, Progress, connect, rows, stored_run, surgical
+from .conftest import PROJECT, connect, rows, stored_run, surgical
 
 PHASES = ["preflight", "ingest", "dependents", "docs", "embed"]
 

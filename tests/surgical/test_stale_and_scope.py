@@ -18,8 +18,9 @@ from lore_daemon.store.connection import open_connection
 from lore_daemon.store.entities import ingest_issue, upsert_project
 from lore_daemon.sync.surgical import run_surgical_sync
 from lore_daemon.timeutil import now_ms
+from tests.support.engine import Progress
 
-from .conftest import Progress, connect, rows, surgical
+from .conftest import connect, rows, surgical
 
 
 def _get(sim: SimServer, path: str) -> bytes:

@@ -3,7 +3,7 @@ config file and a real SQLite file in ``tmp_path``, and engines built from them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -12,16 +12,14 @@ from lore_daemon.engine import Engine
 from lore_daemon.gitlab._retry import RetryPolicy
 from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.tuning import Tuning
+from tests.support.sim import sim_fixture
 
 from .support import FAST_RETRY, build_engine, write_config
 
 SMALL = SimConfig(seed=5, issues=60, mrs=20, notes_per_entity=4)
 
 
-@pytest.fixture
-def sim() -> Iterator[SimServer]:
-    with SimServer(SMALL) as server:
-        yield server
+sim = sim_fixture(SMALL)
 
 
 @pytest.fixture

@@ -24,9 +24,10 @@ from lore_daemon.sync import drain_phase, ingest_phase
 from lore_daemon.sync.context import RunContext
 from lore_daemon.sync.standard import run_standard_sync
 from lore_daemon.tuning import Tuning
+from tests.support.engine import Progress
 
 from .conftest import SMALL, EngineFactory
-from .support import PROJECT, Progress, assert_consistent, assert_matches_truth, connect, scalar
+from .support import PROJECT, assert_consistent, assert_matches_truth, connect, scalar
 
 
 class CancelAt:

@@ -11,9 +11,10 @@ from lore_daemon import protocol
 from lore_daemon.gitlab._retry import RetryPolicy
 from lore_daemon.sim import SimServer
 from lore_daemon.sync.standard import run_standard_sync
+from tests.support.engine import Progress
 
 from .conftest import SMALL, EngineFactory
-from .support import PROJECT, Progress, assert_consistent, assert_matches_truth, connect, scalar
+from .support import PROJECT, assert_consistent, assert_matches_truth, connect, scalar
 
 PATIENT = RetryPolicy(max_attempts=8, max_elapsed_s=10.0, base_delay_s=0.005, max_delay_s=0.02, jitter=0.0)
 

@@ -17,10 +17,10 @@ import pytest
 
 from lore_daemon import protocol
 from lore_daemon.sync.standard import run_standard_sync
+from tests.support.engine import Progress
 
 from .support import (
     PROJECT,
-    Progress,
     SimProcess,
     assert_consistent,
     assert_matches_truth,

@@ -15,9 +15,10 @@ from lore_daemon.sim import SimServer
 from lore_daemon.store.cursors import Cursor
 from lore_daemon.sync.ingest_phase import CursorWalk
 from lore_daemon.sync.standard import run_standard_sync
+from tests.support.engine import Progress
 
 from .conftest import EngineFactory
-from .support import PROJECT, Progress, assert_matches_truth, connect, scalar
+from .support import PROJECT, assert_matches_truth, connect, scalar
 
 # (updated_at, id) in GitLab's listing order: updated_at ascending, ties by id descending.
 LISTING = [(10, 5), (10, 3), (11, 9), (11, 7), (11, 2), (12, 1)]

@@ -15,9 +15,10 @@ from lore_daemon.sim import SimServer
 from lore_daemon.store import ledger, locks
 from lore_daemon.sync.standard import run_standard_sync
 from lore_daemon.timeutil import now_ms
+from tests.support.engine import Progress
 
 from .conftest import SMALL, EngineFactory
-from .support import Progress, connect, scalar
+from .support import connect, scalar
 
 
 async def test_rejected_token_raises_before_any_write(

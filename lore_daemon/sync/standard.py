@@ -1,6 +1,6 @@
 """Standard sync (``lore/sync``): incremental ingest → dependent queue → documents → embeddings.
 
-Shape of a run (SPEC §7):
+Shape of a run (docs/standard-sync.md, "A run, step by step"):
 
 1. Resolve every project remotely (``get_project``) *before* the run exists: a token GitLab
    rejects or a project that is not there is a configuration problem, raised as a ``LoreError``

@@ -1,4 +1,4 @@
-"""Surgical sync: refresh exactly the issues and MRs a caller names (SPEC §8).
+"""Surgical sync: refresh exactly the issues and MRs a caller names (docs/surgical-sync.md).
 
 Entry points (called by the services with the daemon's ``Engine``):
 

@@ -1,4 +1,5 @@
-"""One surgical run, phase by phase (SPEC §8). Built and driven by ``surgical.run_surgical_sync``.
+"""One surgical run, phase by phase (docs/surgical-sync.md). Built and driven by
+``surgical.run_surgical_sync``.
 
 State that outlives a phase lives on the :class:`SurgicalRun`: per-target results, the dependent
 fetch tasks started during preflight, the held ``sync`` lock. Every exit path — success, failure,
@@ -156,7 +157,7 @@ class SurgicalRun:
 
     async def _preflight(self) -> tuple[Project, PrimaryFetch]:
         ctx, client = self.ctx, self.engine.gitlab
-        self.preflight_started_ms = now_ms()  # the stale guard of §8.6
+        self.preflight_started_ms = now_ms()  # the stale guard (docs/surgical-sync.md, invariant 6)
         with ctx.phase_span("preflight", f"fetching {self.targets.count} target(s)"):
             try:
                 project = await resolve_project(client, self.targets.project)

@@ -1,4 +1,5 @@
-"""Lock window (§8.5), cancellation and crashes (§8.11), with real child processes."""
+"""Lock window, cancellation and crashes (docs/surgical-sync.md, invariants 5 and 11), with real
+child processes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Robot output (§8.12), the durable ledger (§8.10), progress, and best-effort dependents (§8.7)."""
+"""Robot output, the durable ledger, progress, and best-effort dependents (docs/surgical-sync.md,
+invariants 12, 10 and 7)."""
 
 from __future__ import annotations
 

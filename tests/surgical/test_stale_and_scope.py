@@ -1,4 +1,5 @@
-"""Stale-write protection (§8.6), the untouched dependent queue (§8.7), scoped docs and embedding (§8.8-9)."""
+"""Stale-write protection, the untouched dependent queue, scoped docs and embedding
+(docs/surgical-sync.md, invariants 6-9)."""
 
 from __future__ import annotations
 

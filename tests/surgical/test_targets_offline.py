@@ -1,4 +1,5 @@
-"""Every target-validation error is raised before any network call and before any write (SPEC §8)."""
+"""Every target-validation error is raised before any network call and before any write
+(docs/surgical-sync.md, invariant T)."""
 
 from __future__ import annotations
 

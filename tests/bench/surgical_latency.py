@@ -30,7 +30,6 @@ from typing import Any
 from lore_daemon import protocol
 from lore_daemon.config import load_config, read_token
 from lore_daemon.engine import Engine
-from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.sim import SimControl
 from lore_daemon.store.connection import Database
 from lore_daemon.sync.locking import make_owner
@@ -61,8 +60,7 @@ def build_engine(workdir: Path, sim: dict[str, Any], concurrency: int) -> Engine
     config = load_config(config_path, env=env)
     db = Database(config.db_path)
     db.open()
-    client = GitLabClient(config.gitlab.base_url, read_token(config, env).reveal(), concurrency=concurrency)
-    return Engine(config=config, db=db, gitlab=client, owner=make_owner())
+    return Engine.create(config, db, read_token(config, env).reveal(), owner=make_owner())
 
 
 async def timed_run(

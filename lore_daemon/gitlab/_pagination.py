@@ -22,8 +22,6 @@ from lore_daemon.errors import GitLabBadResponseError, GitLabRequestError
 
 from ._urls import Origin, strip_credentials
 
-PER_PAGE = 100
-
 
 def _int_or_none(value: str | None) -> int | None:
     if value is None:

@@ -27,10 +27,11 @@ import msgspec
 
 from lore_daemon import __version__
 from lore_daemon.errors import GitLabRequestError, TargetError
+from lore_daemon.tuning import DEFAULT_TUNING
 
 from . import models as m
 from ._failures import Failure, Scrubber, bad_shape_error, body_message, exhausted_error, status_error
-from ._pagination import PER_PAGE, next_page_url
+from ._pagination import next_page_url
 from ._retry import RetryPolicy, RetryWait, rate_limit_wait_s, retryable_status
 from ._urls import Origin, normalize_base_url, parse_origin, strip_credentials
 
@@ -135,6 +136,7 @@ class GitLabClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
         http2: bool = False,
+        per_page: int = DEFAULT_TUNING.per_page,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -145,6 +147,7 @@ class GitLabClient:
         self._api_root = self._base_url + "/api/v4"
         self._retry = retry or RetryPolicy()
         self._concurrency = concurrency
+        self._per_page = per_page
         self._in_flight = asyncio.Semaphore(concurrency)
         self._scrub = Scrubber(token)
         self._http = httpx.AsyncClient(
@@ -266,7 +269,7 @@ class GitLabClient:
     ) -> AsyncIterator[list[T]]:
         """Walk pages by the rules of ``_pagination``; yields each non-empty page as it arrives."""
         url: httpx.URL | None = httpx.URL(
-            self._api_root + path, params={**params, "per_page": str(PER_PAGE), "page": "1"}
+            self._api_root + path, params={**params, "per_page": str(self._per_page), "page": "1"}
         )
         while url is not None:
             items, response = await self._get(path, decode_page, url=url)
@@ -276,7 +279,7 @@ class GitLabClient:
                 headers=response.headers,
                 request_url=url,
                 count=len(items),
-                per_page=PER_PAGE,
+                per_page=self._per_page,
                 origin=self._origin,
                 what=f"GET {path}",
                 scrub=self._scrub,

@@ -1,4 +1,5 @@
-"""Fault rules: what to do to the next requests matching a route regex (API-NOTES §1.12, SPEC §10).
+"""Fault rules: what to do to the next requests matching a route regex (API-NOTES §1.12;
+docs/simulator.md, "Fault rules").
 
 Kinds:
 - ``status``: answer the next status of ``statuses`` (a ``200`` or ``None`` passes through to the

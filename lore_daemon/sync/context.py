@@ -29,6 +29,7 @@ from lore_daemon.gitlab._retry import RetryWait
 from lore_daemon.gitlab.client import request_observer, wait_observer
 from lore_daemon.store import ledger
 from lore_daemon.timeutil import now_ms
+from lore_daemon.tuning import Tuning
 
 if TYPE_CHECKING:
     from lore_daemon.engine import Engine, ProgressSink
@@ -53,8 +54,10 @@ class RunContext:
         progress: ProgressSink,
         project: str | None = None,
         run_id: str | None = None,
+        tuning: Tuning | None = None,
     ) -> None:
         self.engine = engine
+        self.tuning = tuning or engine.tuning  # batch sizes: the engine's, unless a test passes its own
         self.mode: protocol.RunMode = mode
         self.run_id = run_id
         self.project = project

@@ -17,6 +17,7 @@ import pytest
 from lore_daemon.errors import GitLabAuthError, GitLabNotFoundError
 from lore_daemon.gitlab import GitLabClient, RetryPolicy
 from lore_daemon.sim import SimConfig, SimServer
+from tests.support.sim import sim_fixture
 
 from .support import WaitRecorder
 
@@ -24,10 +25,7 @@ PROJECT_ID = 1  # "group/project" in the simulator's seeded data
 FAST = RetryPolicy(max_attempts=6, max_elapsed_s=30.0, base_delay_s=0.01, max_delay_s=0.05, jitter=0.0)
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer(SimConfig(seed=1, issues=300, mrs=40)) as server:
-        yield server
+sim = sim_fixture(SimConfig(seed=1, issues=300, mrs=40), scope="module")
 
 
 @pytest.fixture(autouse=True)

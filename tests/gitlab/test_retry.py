@@ -1,4 +1,5 @@
-"""Retry policy: every rule of SPEC §6, first as pure functions, then through the client."""
+"""Retry policy: every rule of docs/gitlab-client.md ("Retry policy"), first as pure functions,
+then through the client."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every fault kind, observed with a raw httpx client (SPEC §10, API-NOTES §1.12)."""
+"""Every fault kind, observed with a raw httpx client (docs/simulator.md, "Fault rules"; API-NOTES §1.12)."""
 
 from __future__ import annotations
 

@@ -144,10 +144,13 @@ class Requester:
                     target = self._redirect_target(what, target, response, redirects)
                     attempt -= 1  # a redirect is not a failed attempt
                     continue
+                asked = None
                 if status == 429:
+                    asked = rate_limit_wait_s(response.headers, server_now(response.headers))
+                if asked is not None:  # GitLab said when its window resets: a budget of its own
                     limited += 1
-                    attempt -= 1  # 429s have their own budget (``max_rate_limited``)
-                    self._on_429(what, path, response, limited)
+                    attempt -= 1
+                    self._on_429(what, path, response, asked, limited)
                     continue
                 if 200 <= status < 300:
                     try:
@@ -169,11 +172,23 @@ class Requester:
                     failure = Failure(reason, status, body_message(response, self.scrub))
             last = failure
             delay = policy.backoff_s(attempt)
+            throttled = failure.reason == "rate_limit"  # a 429 that gave no reset time: back off
             if attempt >= policy.max_attempts or timing.spent + delay >= policy.max_elapsed_s:
-                raise exhausted_error(what, failure, attempt, timing.spent, None) from None
+                raise exhausted_error(
+                    what, failure, attempt, timing.spent, int(delay * 1000) if throttled else None
+                ) from None
+            if throttled and request_lane.get() == "interactive" and delay > policy.interactive_rate_wait_s:
+                raise rate_limited_error(
+                    what, delay, attempts=attempt, why="an interactive request does not wait"
+                ) from None
             wait = RetryWait(failure.reason, failure.status, int(delay * 1000), attempt, path)
             _log.debug("retry %s in %d ms after %s (attempt %d)", what, wait.wait_ms, failure.reason, attempt)
-            notify(wait_observer.get(), wait)
+            observer = wait_observer.get()
+            notify(observer, wait)
+            if throttled:  # the whole user is throttled: everyone backs off with this request
+                self.gate.pause(delay)
+                if observer is not None:
+                    self.gate.first_report(observer)
             await asyncio.sleep(delay)
             timing.spent += delay
 
@@ -230,12 +245,10 @@ class Requester:
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    def _on_429(self, what: str, path: str, response: httpx.Response, limited: int) -> None:
-        """Close the gate for everyone for as long as GitLab asks (else back off); report the wait.
-        ``limited`` counts this request's 429s (the wait's ``attempt``)."""
+    def _on_429(self, what: str, path: str, response: httpx.Response, wait: float, limited: int) -> None:
+        """Close the gate for everyone for as long as GitLab asked; report the wait, or fail when
+        this request's lane will not wait that long. ``limited`` counts this request's 429s."""
         policy = self.policy
-        asked = rate_limit_wait_s(response.headers, server_now(response.headers))
-        wait = asked if asked is not None else policy.backoff_s(limited)
         self.gate.pause(wait)
         lane = request_lane.get()
         limit = policy.interactive_rate_wait_s if lane == "interactive" else policy.background_rate_wait_s

@@ -32,7 +32,9 @@ class RetryPolicy:
     pause of at most ``interactive_rate_wait_s`` and otherwise fails at once with
     ``GITLAB_RATE_LIMITED`` and ``retry_after_ms``; a background request waits out pauses of up to
     ``background_rate_wait_s`` each (an hour is GitLab's longest window), at most
-    ``max_rate_limited`` 429s in a row.
+    ``max_rate_limited`` such 429s. A 429 that names no reset (no ``Retry-After`` nor
+    ``RateLimit-Reset``: GitLab.com's edge) backs off like a 5xx, within ``max_attempts``, and
+    every other request of the client backs off with it.
     """
 
     max_attempts: int = 6

@@ -69,22 +69,27 @@ def next_page_url(
         return request_url.copy_set_param("page", next_number)
     link_next = _link_next(headers)
     if link_next is not None:
-        if not origin.owns(link_next):
-            shown = scrub(strip_credentials(link_next))
-            raise GitLabRequestError(
-                f"{what}: GitLab's Link rel=next points outside the configured GitLab "
-                f"({shown}); refusing to send the token there",
-                "GITLAB_REQUEST_FAILED",
-                "Set gitlab.base_url to GitLab's external URL (the host GitLab puts in its links).",
-                details={"link": shown, "baseUrl": origin.describe()},
-            )
-        url = httpx.URL(link_next)
+        url = _on_gitlab(link_next, origin, what, scrub)
         _check_forward(page, current_page(url), what)
         return url
     served_per_page = _int_or_none(headers.get("x-per-page")) or per_page
     if count >= served_per_page:
         return request_url.copy_set_param("page", page + 1)
     return None
+
+
+def _on_gitlab(link: str, origin: Origin, what: str, scrub: Callable[[str], str]) -> httpx.URL:
+    """A ``Link`` URL to follow, refused when it leaves the configured GitLab (the token follows)."""
+    if not origin.owns(link):
+        shown = scrub(strip_credentials(link))
+        raise GitLabRequestError(
+            f"{what}: GitLab's Link rel=next points outside the configured GitLab "
+            f"({shown}); refusing to send the token there",
+            "GITLAB_REQUEST_FAILED",
+            "Set gitlab.base_url to GitLab's external URL (the host GitLab puts in its links).",
+            details={"link": shown, "baseUrl": origin.describe()},
+        )
+    return httpx.URL(link)
 
 
 def _link_next(headers: Mapping[str, str]) -> str | None:
@@ -148,15 +153,7 @@ def keyset_next_url(
         plain = request_url.copy_remove_param("pagination").copy_remove_param("cursor")
         return plain.copy_set_param("page", pages_read + 1), False
     assert link is not None
-    if not origin.owns(link):
-        shown = scrub(strip_credentials(link))
-        raise GitLabRequestError(
-            f"{what}: GitLab's Link rel=next points outside the configured GitLab "
-            f"({shown}); refusing to send the token there",
-            "GITLAB_REQUEST_FAILED",
-            "Set gitlab.base_url to GitLab's external URL (the host GitLab puts in its links).",
-            details={"link": shown, "baseUrl": origin.describe()},
-        )
+    url = _on_gitlab(link, origin, what, scrub)
     if cursor == request_url.params.get("cursor"):
         raise GitLabBadResponseError(
             f"{what}: GitLab's next keyset page has the same cursor as this one",
@@ -164,4 +161,4 @@ def keyset_next_url(
             "The server's pagination links are inconsistent; retry, or report it to the GitLab admin.",
             details={"cursor": cursor},
         )
-    return httpx.URL(link), True
+    return url, True

@@ -7,8 +7,6 @@ a shared 429 pause do not stop a standard sync (issue 15, items 4, 6, 10, 11).
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 from pygls.exceptions import JsonRpcException
 
 from lore_daemon.sim import SimConfig, SimServer
+from tests.gitlab.support import html_server
 
 from .support import ClientPool, DaemonEnv, LoreTestClient, rpc
 
@@ -37,29 +36,8 @@ def env(daemon_env: DaemonEnv, sim: SimServer) -> DaemonEnv:
 
 @pytest.fixture
 def intranet() -> Iterator[str]:
-    """A real web server that is not GitLab: every path is the same HTML page."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            page = b"<!doctype html><title>Intranet</title>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with html_server() as url:
+        yield url
 
 
 async def _error(client: LoreTestClient, method: str, params: Any) -> JsonRpcException:

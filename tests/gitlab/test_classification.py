@@ -3,8 +3,6 @@ date from GitLab is a bad response, not an internal error (issue 15, item 10).""
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 
 import httpx
@@ -15,7 +13,7 @@ from lore_daemon.gitlab import GitLabClient
 from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.timeutil import iso_to_ms
 
-from .support import BASE, FAST, TOKEN, Script, issue, page_response
+from .support import BASE, FAST, TOKEN, Script, html_server, issue, page_response
 
 HTML = "text/html; charset=utf-8"
 
@@ -70,29 +68,8 @@ async def test_gitlabs_own_refusals_keep_their_codes() -> None:
 
 @pytest.fixture
 def not_gitlab() -> Iterator[str]:
-    """A real HTTP server on loopback that is not GitLab: every path is the same HTML page."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            page = b"<!doctype html><title>Intranet</title><p>Hello</p>"
-            self.send_response(200)
-            self.send_header("Content-Type", HTML)
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with html_server() as url:
+        yield url
 
 
 async def test_a_real_server_that_is_not_gitlab(not_gitlab: str) -> None:

@@ -121,6 +121,23 @@ async def test_every_endpoint_matches_the_simulators_truth(sim: SimServer) -> No
     assert closes.external == []
 
 
+async def test_closes_issues_with_an_external_tracker_decodes_item_by_item(sim: SimServer) -> None:
+    sim.control.set_project_option("group/project", "external_tracker", True)
+    try:
+        truth = sim.control.dump("group/project")["closes_issues"]
+        async with client(sim) as c:
+            got = {int(k): await c.list_closes_issues(PROJECT_ID, int(k)) for k in truth}
+    finally:
+        sim.control.set_project_option("group/project", "external_tracker", False)
+    assert any(g.external for g in got.values()) and any(g.internal for g in got.values())
+    for iid, closes in got.items():
+        items = truth[str(iid)]
+        assert [i.id for i in closes.internal] == [i["id"] for i in items if isinstance(i["id"], int)]
+        assert [(e.id, e.title) for e in closes.external] == [
+            (i["id"], i["title"]) for i in items if isinstance(i["id"], str)
+        ]
+
+
 # ------------------------------------------------------------------------------ retries
 
 

@@ -63,6 +63,7 @@ class RateGate:
         self.episode = 0  # bumped each time a pause starts or is extended
         self._spacing = 0.0
         self._next_start = 0.0
+        self._pace_until = 0.0  # the reset of the window being paced: no pacing past it
         self._reported: dict[int, int] = {}  # id(observer) -> last episode it was told about
 
     def pause(self, seconds: float) -> None:
@@ -85,6 +86,7 @@ class RateGate:
         window = budget.remaining + (budget.observed or 0)
         low = budget.observed is not None and budget.remaining < PACE_BELOW * window
         self._spacing = budget.reset_in_s / budget.remaining if low else 0.0
+        self._pace_until = self._clock() + budget.reset_in_s
         return None
 
     @property
@@ -92,11 +94,16 @@ class RateGate:
         return self._spacing
 
     def pacing_delay(self) -> float:
-        """Reserve the next background start; how long to wait for it (0 when not pacing)."""
-        if self._spacing <= 0:
-            return 0.0
+        """Reserve the next background start; how long to wait for it (0 when not pacing).
+
+        Starts are spaced only until the paced window resets: a longer queue than the window's
+        budget does not keep sleeping into the next window (its first answer re-paces)."""
         now = self._clock()
+        if self._spacing <= 0 or now >= self._pace_until:
+            return 0.0
         start = max(now, self._next_start)
+        if start >= self._pace_until:
+            return self._pace_until - now
         self._next_start = start + self._spacing
         return start - now
 

@@ -62,6 +62,10 @@ def test_gate_paces_only_the_last_share_of_the_window() -> None:
     assert low is not None and gate.observe(low) is None
     assert gate.spacing_s == pytest.approx(2.0, abs=0.2)  # 10 left for ~20 s
     assert [gate.pacing_delay() for _ in range(3)] == pytest.approx([0.0, 2.0, 4.0], abs=0.3)
+    later = [gate.pacing_delay() for _ in range(12)]
+    assert max(later) <= 20.5 and later[-1] == later[-2]  # never paced past the window's reset
+    now[0] += 21  # the window reset: nothing paces until a new answer says so
+    assert gate.pacing_delay() == 0.0
     spent = read_budget(budget_headers(0, 100, 20))
     assert spent is not None and gate.observe(spent) == pytest.approx(20, abs=1.5)
     assert gate.paused_for() == pytest.approx(20, abs=1.5) and gate.spacing_s == 0

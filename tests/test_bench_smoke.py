@@ -11,6 +11,7 @@ from tests.support import REPO
 BENCH = REPO / "tests" / "bench"
 # Each benchmark's tiny-size arguments, and a line its report must contain.
 SMOKE_RUNS: dict[str, tuple[list[str], str]] = {
+    "gitlab_lanes.py": (["--latency-ms", "5", "--background", "20", "--samples", "2"], "ratio of medians"),
     "ingest_ceiling.py": (["200"], "ingest_issue (new)"),
     "protocol_latency.py": (["--smoke"], "warm lore/syncRuns limit=20"),
     "sim_throughput.py": (["--seconds", "0.2", "--issues", "5000", "--connections", "2"], "GET one issue"),

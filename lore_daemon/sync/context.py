@@ -25,6 +25,7 @@ import msgspec
 
 from lore_daemon import protocol
 from lore_daemon.errors import RunError
+from lore_daemon.gitlab import request_lane
 from lore_daemon.gitlab._retry import RetryWait
 from lore_daemon.gitlab.client import request_observer, wait_observer
 from lore_daemon.store import ledger
@@ -125,9 +126,12 @@ class RunContext:
     # ------------------------------------------------------------------- GitLab observation
 
     def observe_gitlab(self) -> None:
-        """Count this task's (and its children's) GitLab requests and report every retry wait."""
+        """Count this task's (and its children's) GitLab requests and report every retry wait;
+        a standard sync's requests go in the background lane (interactive runs go first)."""
         self._observer_tokens.append(request_observer.set(self._on_request))
         self._observer_tokens.append(wait_observer.set(self._on_wait))
+        if self.mode == "standard":
+            self._observer_tokens.append(request_lane.set("background"))
 
     def stop_observing_gitlab(self) -> None:
         """Undo ``observe_gitlab`` (in the same task), so later requests are not counted here."""

@@ -157,7 +157,7 @@ async def test_async_read_is_not_blocked_by_an_open_write(tmp_path: Path) -> Non
 
     def long_write(conn: apsw.Connection) -> None:
         with conn:
-            conn.execute("INSERT INTO app_locks VALUES ('sync', 'me', NULL, 1, 1, 1)")
+            conn.execute("INSERT INTO app_locks (name, owner, run_id, pid, acquired_at, heartbeat_at) VALUES ('sync', 'me', NULL, 1, 1, 1)")
             entered.set()
             release.wait(10)
 
@@ -185,7 +185,7 @@ async def test_cancelling_the_awaiting_task_does_not_interrupt_the_function(tmp_
         started.set()
         go.wait(10)
         with conn:
-            conn.execute("INSERT INTO app_locks VALUES ('embed', 'me', NULL, 1, 1, 1)")
+            conn.execute("INSERT INTO app_locks (name, owner, run_id, pid, acquired_at, heartbeat_at) VALUES ('embed', 'me', NULL, 1, 1, 1)")
 
     try:
         task = asyncio.ensure_future(db.write(write))
@@ -289,6 +289,6 @@ def test_wal_checkpoint_moves_everything_into_the_main_file(tmp_path: Path) -> N
 
 def test_database_checkpoint(tmp_path: Path) -> None:
     with Database(tmp_path / "lore.db") as db:
-        db.write_sync(lambda c: c.execute("INSERT INTO app_locks VALUES ('sync', 'o', NULL, 1, 1, 1)"))
+        db.write_sync(lambda c: c.execute("INSERT INTO app_locks (name, owner, run_id, pid, acquired_at, heartbeat_at) VALUES ('sync', 'o', NULL, 1, 1, 1)"))
         assert not db.checkpoint().busy
         assert os.path.getsize(tmp_path / "lore.db-wal") == 0

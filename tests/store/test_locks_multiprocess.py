@@ -142,7 +142,8 @@ def test_killed_holder_is_taken_over_at_once(db_path: Path, children: list[Child
     children.append(holder)
     holder.wait_for("acquired")
     for generation in (1, 2):  # kill the holder twice: each time the waiting process takes over
-        waiter = Child(db_path, f"run-{generation}", hold_ms=-1 if generation == 1 else 50, stale_ms=long_stale)
+        hold_ms = -1 if generation == 1 else 50
+        waiter = Child(db_path, f"run-{generation}", hold_ms=hold_ms, stale_ms=long_stale)
         children.append(waiter)
         waiting = waiter.wait_for("waiting")
         assert waiting["holderRunId"] == holder.run_id

@@ -57,6 +57,7 @@ class WriteClock:
     def record(self, ctx: RunContext) -> None:
         if self.lease is not None:
             ctx.stage_timings_ms["lockWait"] = self.lock_waited_ms + self.lease.waited_ms
+            ctx.stage_timings_ms["syncLockHeldMax"] = self.lease.longest_hold_ms
         for stage, seconds in self.wall.items():
             ctx.stage_timings_ms[f"{stage}Write"] = int(seconds * 1000)
         for stage, seconds in self.cpu.items():

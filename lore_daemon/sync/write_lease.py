@@ -52,6 +52,7 @@ class _Refused:
 class _Done(Generic[T]):
     value: T
     took_over_from: LockInfo | None
+    held_s: float  # how long the lock was held for this group
 
 
 def _leased(
@@ -68,13 +69,15 @@ def _leased(
         return _Refused(None)
     if not got.acquired:
         return _Refused(got.holder)
+    started = time.perf_counter()
     try:
-        return _Done(fn(conn, *args), got.took_over_from)
+        value = fn(conn, *args)
     finally:
         try:
             locks.release_lock(conn, name, owner=owner)
         except apsw.Error:  # the row stays until it is stale or its process is gone; nothing else to do
             log.exception("releasing the %s lock after a write group failed", name)
+    return _Done(value, got.took_over_from, time.perf_counter() - started)
 
 
 class WriteLease:
@@ -96,6 +99,7 @@ class WriteLease:
         self._on_wait = on_wait
         self.waited_ms = 0  # every refused hop's wait, summed (the run's lockWait includes it)
         self.hops = 0
+        self.longest_hold_ms = 0  # the longest a write group held the lock (what a surgical run may wait)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """``ctx.write(fn, *args)`` holding the lock; waits (and reports) while a run holds it."""
@@ -111,6 +115,7 @@ class WriteLease:
                 )
                 if isinstance(outcome, _Done):
                     self.hops += 1
+                    self.longest_hold_ms = max(self.longest_hold_ms, round(outcome.held_s * 1000))
                     if outcome.took_over_from is not None:
                         log.warning("took over the %s lock from %s", self.name, outcome.took_over_from.owner)
                     return outcome.value

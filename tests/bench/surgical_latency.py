@@ -170,7 +170,8 @@ async def surgical_runs(engine: Engine, iids: list[int], until: Any) -> list[tup
         if until():
             break
         started = time.perf_counter()
-        result = await run_surgical_sync(engine, protocol.SyncSurgicalParams(project=PROJECT, issues=[iid]))
+        params = protocol.SyncSurgicalParams(project=PROJECT, issues=[iid])
+        result = await run_surgical_sync(engine, params)
         out.append(((time.perf_counter() - started) * 1000, result.stage_timings_ms.get("lockWait", 0),
                     result.status))
         await asyncio.sleep(0.2)  # let the standard sync take a few write groups in between
@@ -181,7 +182,8 @@ async def child_surgical_runs(config_path: str, token: str, iids: str, stop_file
     """``--child``: another daemon process on the same database; prints one JSON line of runs."""
     engine = engine_from(Path(config_path), token)
     try:
-        runs = await surgical_runs(engine, [int(i) for i in iids.split(",")], lambda: os.path.exists(stop_file))
+        wanted = [int(i) for i in iids.split(",")]
+        runs = await surgical_runs(engine, wanted, lambda: os.path.exists(stop_file))
     finally:
         await engine.aclose()
     print(json.dumps(runs), flush=True)
@@ -219,15 +221,16 @@ async def during_standard_sync(
         waits = [wait for _, wait, _ in got]
         walls = [wall for wall, _, _ in got]
         statuses = sorted({status for _, _, status in got})
-        held = result.stage_timings_ms.get("syncLockHeldMax", 0)
+        timings = result.stage_timings_ms
+        busy_ms = sum(timings.get(phase, 0) for phase in ("ingest", "dependents", "docs"))
         print(
             f"surgical during a standard sync, {where}: {len(got)} runs {statuses}, lockWait median "
             f"{statistics.median(waits) if waits else 0:.0f} ms, max {max(waits, default=0)} ms "
-            f"(runs: {', '.join(map(str, waits))}); wall median {statistics.median(walls) if walls else 0:.0f} ms; "
-            f"the standard sync ({result.status}, {result.stage_timings_ms.get('ingest', 0) + result.stage_timings_ms.get('dependents', 0) + result.stage_timings_ms.get('docs', 0)} ms) "
-            f"held the sync lock at most {held} ms per write group; target ≤ one group, < 250 ms"
+            f"(runs: {', '.join(map(str, waits))}); wall median "
+            f"{statistics.median(walls) if walls else 0:.0f} ms; the standard sync ({result.status}, "
+            f"{busy_ms} ms in {', '.join(('ingest', 'dependents', 'docs'))}) held the sync lock at most "
+            f"{timings.get('syncLockHeldMax', 0)} ms per write group; target ≤ one group, < 250 ms"
         )
-
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from lore_daemon import protocol
 from lore_daemon.config import Config
+from lore_daemon.embedding.service import EmbeddingService
 from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.store.connection import Database
 from lore_daemon.timeutil import now_ms
@@ -31,6 +32,12 @@ class Engine:
     gitlab: GitLabClient
     owner: str
     started_at_ms: int = field(default_factory=now_ms)
+    # The daemon passes its process-wide service (lore/status reads its health without an engine).
+    embeddings: EmbeddingService | None = None
+
+    def __post_init__(self) -> None:
+        if self.embeddings is None:
+            self.embeddings = EmbeddingService(self.config.embedding)
 
     async def preflight(
         self, params: protocol.PreflightParams, progress: ProgressSink = _discard
@@ -55,4 +62,6 @@ class Engine:
 
     async def aclose(self) -> None:
         await self.gitlab.aclose()
+        if self.embeddings is not None:
+            self.embeddings.close()
         self.db.close()

@@ -17,6 +17,7 @@
     ├── StoreError                  DB_ERROR
     │   └── LockTimeoutError        LOCK_TIMEOUT
     ├── RunError                    PREFLIGHT_FAILED, ABANDONED, CANCELLED
+    ├── EmbeddingError              EMBEDDING_UNAVAILABLE, EMBEDDING_MISCONFIGURED, EMBEDDING_FAILED
     ├── InvalidParamsError          INVALID_PARAMS
     └── ProtocolError               PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND
 
@@ -158,6 +159,26 @@ CODES: dict[str, CodeInfo] = {
         RPC_REQUEST_CANCELLED,
         ("retryRun",),
     ),
+    "EMBEDDING_UNAVAILABLE": CodeInfo(
+        "The embedding provider could not be reached or kept failing (server down, timeouts, 5xx); "
+        "documents keep their old vectors and search falls back to lexical.",
+        True,
+        RPC_REQUEST_FAILED,
+        ("retryRun",),
+    ),
+    "EMBEDDING_MISCONFIGURED": CodeInfo(
+        "The embedding provider cannot work as configured: local weights missing or corrupt, unknown "
+        "model, API key unset or refused, or vectors of unexpected dimensions.",
+        False,
+        RPC_REQUEST_FAILED,
+        ("fixConfig",),
+    ),
+    "EMBEDDING_FAILED": CodeInfo(
+        "The embedding provider refused one document's text or answered it with something unusable.",
+        False,
+        RPC_REQUEST_FAILED,
+        ("retryRun",),
+    ),
     "INTERNAL": CodeInfo("An unexpected internal error.", False, RPC_INTERNAL_ERROR, ()),
     # Protocol-level failures: the message itself could not be served (no method ran).
     "PARSE_ERROR": CodeInfo(
@@ -267,6 +288,10 @@ class RunError(LoreError):
 
 class InvalidParamsError(LoreError):
     pass
+
+
+class EmbeddingError(LoreError):
+    """The embedding provider failed; ``details`` names the provider and model, never a key."""
 
 
 class ProtocolError(LoreError):

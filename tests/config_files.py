@@ -12,10 +12,13 @@ def write_config(
     token_env: str,
     projects: tuple[str, ...],
     db_path: Path | None = None,
+    embedding: str = 'provider = "none"',
     **sync: int,
 ) -> Path:
     """``tmp_path/config.toml`` for ``projects`` on the GitLab at ``base_url``; ``sync`` overrides
-    the ``[sync]`` settings (fast primary concurrency, lock timeouts sized for tests)."""
+    the ``[sync]`` settings (fast primary concurrency, lock timeouts sized for tests). Embedding is
+    off unless a test passes ``embedding`` (the ``[embedding]`` table's lines): the tests that are
+    about embeddings turn the real model on, the others stay fast."""
     settings = {"primary_concurrency": 8, "lock_timeout_ms": 10_000, "stale_lock_ms": 60_000, **sync}
     lines = [
         "[gitlab]",
@@ -26,6 +29,8 @@ def write_config(
         f'db_path = "{db_path or tmp_path / "lore.db"}"',
         "[sync]",
         *(f"{key} = {value}" for key, value in settings.items()),
+        "[embedding]",
+        embedding,
     ]
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n")

@@ -68,7 +68,7 @@ def command_for(call: Call) -> str | None:
             no_embed=isinstance(p, protocol.SyncSurgicalParams) and p.no_embed,
         )
     if isinstance(p, protocol.SyncParams):
-        return recovery.standard_command(p.projects or (), no_embed=p.no_embed)
+        return recovery.standard_command(p.projects or (), no_embed=p.no_embed, reembed=p.reembed)
     if isinstance(p, protocol.SyncRunsParams):
         words = ["lore", "sync-runs", "--limit", str(p.limit)]
         if p.run_id is not None:

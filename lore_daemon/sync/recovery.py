@@ -88,13 +88,15 @@ def surgical_command(
     return shlex.join(words)
 
 
-def standard_command(projects: Sequence[str] = (), *, no_embed: bool = False) -> str:
+def standard_command(projects: Sequence[str] = (), *, no_embed: bool = False, reembed: bool = False) -> str:
     """The ``lore sync`` line of a standard sync; ``-p`` without targets restricts its projects."""
     words = ["lore", "sync"]
     for project in projects:
         words += ["-p", project]
     if no_embed:
         words.append("--no-embed")
+    if reembed:
+        words.append("--reembed")
     return shlex.join(words)
 
 
@@ -138,7 +140,10 @@ def retry_run_action(run: SyncRun) -> RecoveryAction:
 
 
 def retry_failed_entities_action(project: str, failures: list[EntityFailure]) -> RecoveryAction | None:
-    """Surgically re-sync only the entities that failed; None when nothing failed."""
+    """Surgically re-sync only the entities that failed; None when nothing failed. Embedding
+    failures are left out: a re-sync of unchanged entities regenerates (and embeds) nothing, so
+    ``retry_embedding_action`` covers them."""
+    failures = [f for f in failures if f.stage != "embed"]
     issues = _unique(f.iid for f in failures if f.kind == "issue")
     mrs = _unique(f.iid for f in failures if f.kind == "mr")
     if not issues and not mrs:
@@ -150,6 +155,22 @@ def retry_failed_entities_action(project: str, failures: list[EntityFailure]) ->
         title=f"Retry the {count} failed {'entity' if count == 1 else 'entities'} in {project}",
         request=RpcRequest(method="lore/syncSurgical", params=_params(params)),
         command=surgical_command(project, issues, mrs),
+    )
+
+
+def retry_embedding_action(projects: Sequence[str], failures: list[EntityFailure]) -> RecoveryAction | None:
+    """A standard sync of the projects: its embed phase backfills every document still without a
+    current vector. None when no embedding failed."""
+    count = len({(f.kind, f.iid) for f in failures if f.stage == "embed"})
+    if not count:
+        return None
+    params = protocol.SyncParams(projects=list(projects) or None)
+    return RecoveryAction(
+        kind="retryEmbedding",
+        title=f"Embed the documents of the {count} {'entity' if count == 1 else 'entities'} whose "
+        "embedding failed (a standard sync backfills every document without a current vector)",
+        request=RpcRequest(method="lore/sync", params=_params(params)),
+        command=standard_command(projects),
     )
 
 
@@ -226,6 +247,8 @@ def suggested_retry(run: SyncRun) -> RecoveryAction | None:
         return None
     if run.status == "partial" and run.mode == "surgical" and run.project is not None:
         action = retry_failed_entities_action(run.project, run.failures)
+        if action is None:
+            action = retry_embedding_action([run.project], run.failures)
         if action is not None:
             return action
     return retry_run_action(run)

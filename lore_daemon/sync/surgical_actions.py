@@ -111,6 +111,9 @@ def partial_actions(
         if retry_after_ms is not None and retry.request is not None:
             actions.append(recovery.wait_and_retry_action(retry.request, retry.command or "", retry_after_ms))
         actions.append(retry)
+    embedding = recovery.retry_embedding_action([targets.project], failures)
+    if embedding is not None:
+        actions.append(embedding)
     return actions
 
 

@@ -46,6 +46,7 @@ def client_env(sim: SimServer, tmp_path: Path) -> Iterator[ClientEnv]:
     config_path.write_text(
         f'[gitlab]\nbase_url = "{sim.base_url}"\ntoken_env = "{TOKEN_ENV}"\n\n'
         f'[[projects]]\npath = "{PROJECT}"\n\n[storage]\ndb_path = "{db_path}"\n'
+        '[embedding]\nprovider = "none"\n'
     )
     # A short socket path (AF_UNIX allows ~100 bytes, tmp_path can be longer); whatever daemon
     # serves it is stopped when the test ends.

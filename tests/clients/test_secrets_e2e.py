@@ -37,6 +37,7 @@ async def test_token_reaches_no_database_log_payload_error_or_notification(
     config.write_text(
         f'[gitlab]\nbase_url = "{secret_sim.base_url}"\ntoken_env = "SECRET_GL_TOKEN"\n\n'
         f'[[projects]]\npath = "group/project"\n\n[storage]\ndb_path = "{db_path}"\n'
+        '[embedding]\nprovider = "none"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("LORE_")}
     env.update(LORE_CONFIG_PATH=str(config), SECRET_GL_TOKEN=TOKEN)

@@ -58,10 +58,12 @@ class DaemonEnv:
         base_url: str = UNREACHABLE_GITLAB,
         projects: tuple[str, ...] = ("group/project",),
         extra: str = "",
+        embedding: str = 'provider = "none"',
     ) -> None:
         lines = ["[gitlab]", f'base_url = "{base_url}"', 'token_env = "GITLAB_TOKEN"']
         for path in projects:
             lines += ["[[projects]]", f'path = "{path}"']
+        lines += ["[embedding]", embedding]
         lines += ["[sync]", "lock_timeout_ms = 2000", "stale_lock_ms = 5000", extra]
         self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

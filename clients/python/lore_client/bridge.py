@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true")
     s.add_argument("--preflight-only", action="store_true")
     s.add_argument("--no-embed", action="store_true")
+    s.add_argument("--reembed", action="store_true",
+                   help="standard sync only: embed every document again, reusing no stored vector")
     r = sub.add_parser("sync-runs", help="read the run ledger, newest first")
     r.add_argument("--limit", type=int, default=20)
     r.add_argument("--run-id")
@@ -175,7 +177,8 @@ async def _run(args: argparse.Namespace, printer: _Printer) -> int:
                     return 2
                 if not (targets.keys() - {"project"}):
                     sync_result = await client.sync(
-                        on_progress=printer.progress, projects=args.project or None, no_embed=args.no_embed
+                        on_progress=printer.progress, projects=args.project or None, no_embed=args.no_embed,
+                        reembed=args.reembed,
                     )
                     printer.payload(sync_result)
                     return exit_code_for_result(sync_result)

@@ -1,0 +1,173 @@
+"""The vector index: one key's chunk vectors as a float32 matrix the daemon keeps in memory.
+
+Brute force (matrix @ query) over all chunks, chunks collapsed to their best-scoring document.
+Measured faster than sqlite-vec here (EMBEDDINGS.md; docs/benchmarks.md for 50,000 documents).
+
+In step with the table: ``embedding_state.generation`` is bumped by triggers on every insert or
+delete in ``embeddings`` (cascades included). A search first reads it (one row); if it differs
+from the generation the matrix was loaded at, the matrix is reloaded. The embed phase applies its
+own writes as a delta (``apply``) with the generation before and after its transaction, so a
+backfill does not reload the matrix after every batch; any other writer shows up as a gap and
+causes a reload. Rows of replaced documents are marked dead and compacted away once they are a
+quarter of the matrix. Capacity grows by half, so appends are amortised.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+import apsw
+import numpy as np
+import numpy.typing as npt
+
+from lore_daemon.store import vectors
+from lore_daemon.store.vectors import VectorKey
+
+Matrix = npt.NDArray[np.float32]
+_MIN_COMPACT = 1024
+
+
+class VectorIndex:
+    def __init__(self, key: VectorKey) -> None:
+        self.key = key
+        self._lock = threading.Lock()
+        self._generation: int | None = None
+        self._dims = 0
+        self._vecs: Matrix = np.zeros((0, 0), dtype=np.float32)
+        self._docs = np.zeros(0, dtype=np.int64)
+        self._alive = np.zeros(0, dtype=bool)
+        self._n = 0
+        self._dead = 0
+        self._rows_of: dict[int, list[int]] = {}
+
+    # ------------------------------------------------------------------------------ loading
+
+    @property
+    def loaded(self) -> bool:
+        return self._generation is not None
+
+    @property
+    def rows(self) -> int:
+        return self._n - self._dead
+
+    def refresh(self, conn: apsw.Connection) -> bool:
+        """Reload from the table if it changed since the matrix was built; True if it reloaded."""
+        if self._generation is not None and vectors.generation(conn) == self._generation:
+            return False
+        with conn:  # one read snapshot: the generation and the rows agree
+            generation = vectors.generation(conn)
+            docs: list[int] = []
+            blobs: list[bytes] = []
+            dims = self.key.dims
+            for doc_id, row_dims, blob in vectors.iter_vectors(conn, self.key):
+                if dims is None:
+                    dims = row_dims
+                if row_dims == dims:
+                    docs.append(doc_id)
+                    blobs.append(blob)
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32, copy=False)
+        width = dims or 0
+        with self._lock:
+            self._reset(matrix.reshape(len(docs), width) if docs else np.zeros((0, width), np.float32), docs)
+            self._generation = generation
+        return True
+
+    def _reset(self, matrix: Matrix, docs: Sequence[int]) -> None:
+        self._vecs = np.array(matrix, dtype=np.float32, copy=True) if matrix.size else matrix
+        self._dims = matrix.shape[1]
+        self._docs = np.asarray(docs, dtype=np.int64)
+        self._alive = np.ones(len(docs), dtype=bool)
+        self._n = len(docs)
+        self._dead = 0
+        self._rows_of = {}
+        for row, doc in enumerate(docs):
+            self._rows_of.setdefault(doc, []).append(row)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._generation = None
+
+    # ------------------------------------------------------------------------------ updates
+
+    def apply(
+        self, replaced: Iterable[int], added: Sequence[tuple[int, Matrix]], *, before: int, after: int
+    ) -> None:
+        """The embed phase's own transaction: ``replaced`` documents lost their rows, ``added``
+        (document, chunk vectors) were written; the table went from generation ``before`` to ``after``."""
+        with self._lock:
+            if self._generation is None:
+                return  # not loaded: the next search loads everything
+            if self._generation != before or any(m.shape[1] != self._dims for _, m in added if self._n):
+                self._generation = None  # someone else wrote meanwhile: reload on the next search
+                return
+            for doc in replaced:
+                for row in self._rows_of.pop(doc, []):
+                    if self._alive[row]:
+                        self._alive[row] = False
+                        self._dead += 1
+            for doc, rows in added:
+                self._append(doc, rows)
+            self._generation = after
+            if self._dead >= max(_MIN_COMPACT, self._n // 4):
+                self._compact()
+
+    def _append(self, doc: int, rows: Matrix) -> None:
+        needed = self._n + len(rows)
+        if self._n == 0 and self._vecs.shape[1] != rows.shape[1]:
+            self._vecs = np.zeros((0, rows.shape[1]), np.float32)
+            self._dims = rows.shape[1]
+        if needed > len(self._vecs):
+            capacity = max(needed, len(self._vecs) * 3 // 2 + 64)
+            grown = np.zeros((capacity, self._dims), dtype=np.float32)
+            grown[: self._n] = self._vecs[: self._n]
+            self._vecs = grown
+            self._docs = np.resize(self._docs, capacity)
+            self._alive = np.resize(self._alive, capacity)
+        start = self._n
+        self._vecs[start:needed] = rows
+        self._docs[start:needed] = doc
+        self._alive[start:needed] = True
+        self._rows_of.setdefault(doc, []).extend(range(start, needed))
+        self._n = needed
+
+    def _compact(self) -> None:
+        keep = np.flatnonzero(self._alive[: self._n])
+        self._reset(self._vecs[keep], self._docs[keep].tolist())
+
+    # ------------------------------------------------------------------------------ search
+
+    def search(
+        self, query: Matrix, *, limit: int, allowed: npt.NDArray[np.int64] | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``limit`` best documents for a unit ``query`` vector: (document id, cosine of its
+        best chunk), best first. ``allowed`` (sorted or not) restricts the documents."""
+        with self._lock:
+            n = self._n
+            if n == 0 or limit <= 0 or query.shape[-1] != self._dims:
+                return []
+            scores = self._vecs[:n] @ query.reshape(-1)
+            mask = self._alive[:n].copy()
+            if allowed is not None:
+                mask &= np.isin(self._docs[:n], allowed)
+            scores[~mask] = -np.inf
+            docs = self._docs[:n]
+            candidates = int(mask.sum())
+            if candidates == 0:
+                return []
+            k = min(candidates, limit * 4 + 16)
+            while True:
+                top = np.argpartition(-scores, k - 1)[:k]
+                top = top[np.argsort(-scores[top], kind="stable")]
+                hits: list[tuple[int, float]] = []
+                seen: set[int] = set()
+                for row in top:
+                    doc = int(docs[row])
+                    if doc not in seen and scores[row] > -np.inf:
+                        seen.add(doc)
+                        hits.append((doc, float(scores[row])))
+                        if len(hits) == limit:
+                            return hits
+                if k >= candidates:
+                    return hits
+                k = min(candidates, k * 4)

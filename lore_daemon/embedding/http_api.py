@@ -74,7 +74,8 @@ class JsonApi:
                 continue
             if status in (401, 403):
                 raise misconfigured(
-                    f"The {self.provider} embeddings API at {where} refused the key (HTTP {status}).",
+                    f"The {self.provider} embeddings API at {where} refused the key (HTTP {status}): "
+                    f"{_server_message(response, self._key)}",
                     "Check embedding.api_key_env names a variable holding a valid key.",
                     httpStatus=status, **details,
                 )

@@ -44,13 +44,16 @@ class EmbeddingService:
         env: Mapping[str, str] | None = None,
         *,
         transport: httpx.BaseTransport | None = None,
+        provider: Provider | None = None,
     ) -> None:
+        """``transport`` (tests) replaces the HTTP providers' network; ``provider`` hands in one
+        already loaded (tests and benchmarks share one model among many daemons' services)."""
         import os
 
         self.config = config
         self._env = os.environ if env is None else env
         self._transport = transport
-        self._provider: Provider | None = None
+        self._provider: Provider | None = provider
         self._lock = threading.Lock()
         self._health = Health("disabled" if config.provider == "none" else "notLoaded")
         self.plan = ChunkPlan(config.chunk_chars or 800, config.chunk_overlap_chars or 0)

@@ -16,6 +16,8 @@ import pytest
 
 from lore_daemon import protocol
 from lore_daemon.config import load_config, read_token
+from lore_daemon.embedding.provider import Provider
+from lore_daemon.embedding.service import EmbeddingService
 from lore_daemon.engine import Engine
 from lore_daemon.gitlab._retry import RetryPolicy
 from lore_daemon.gitlab.client import GitLabClient
@@ -59,17 +61,24 @@ CONTENT_TABLES = (
 
 
 def write_config(
-    tmp_path: Path, base_url: str, *, projects: tuple[str, ...] = (PROJECT,), **sync: int
+    tmp_path: Path, base_url: str, *, projects: tuple[str, ...] = (PROJECT,),
+    embedding: str = 'provider = "none"', **sync: int,
 ) -> Path:
-    return config_files.write_config(tmp_path, base_url, token_env=TOKEN_ENV, projects=projects, **sync)
+    return config_files.write_config(
+        tmp_path, base_url, token_env=TOKEN_ENV, projects=projects, embedding=embedding, **sync
+    )
 
 
 def build_engine(
-    tmp_path: Path, sim: SimServer, *, projects: tuple[str, ...] = (PROJECT,), **sync: int
+    tmp_path: Path, sim: SimServer, *, projects: tuple[str, ...] = (PROJECT,),
+    embedding: str = 'provider = "none"', provider: Provider | None = None, **sync: int,
 ) -> Engine:
-    """An Engine exactly as the daemon builds one, against the simulator."""
+    """An Engine exactly as the daemon builds one, against the simulator. ``embedding`` is the
+    ``[embedding]`` table; ``provider`` hands in an already loaded model (the session's)."""
     env = {TOKEN_ENV: sim.token, "HOME": str(tmp_path)}
-    config = load_config(write_config(tmp_path, sim.base_url, projects=projects, **sync), env=env)
+    config = load_config(
+        write_config(tmp_path, sim.base_url, projects=projects, embedding=embedding, **sync), env=env
+    )
     db = Database(config.db_path)
     db.open()
     client = GitLabClient(
@@ -78,7 +87,8 @@ def build_engine(
         concurrency=config.sync.primary_concurrency,
         retry=FAST_RETRY,
     )
-    return Engine(config=config, db=db, gitlab=client, owner=make_owner())
+    embeddings = EmbeddingService(config.embedding, env, provider=provider)
+    return Engine(config=config, db=db, gitlab=client, owner=make_owner(), embeddings=embeddings)
 
 
 class Progress:

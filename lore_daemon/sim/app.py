@@ -11,6 +11,7 @@ from typing import Any
 from lore_daemon.errors import LoreError
 from lore_daemon.sim.config import RuntimeOptions, SimConfig
 from lore_daemon.sim.control_api import ControlApi
+from lore_daemon.sim.corpus import install as install_corpus
 from lore_daemon.sim.data import Dataset
 from lore_daemon.sim.entities import Entities
 from lore_daemon.sim.faults import FaultBook, rate_limit_response, status_response
@@ -41,6 +42,8 @@ class SimApp:
         self.base_url = base_url
         self.pid = os.getpid()
         self.dataset = Dataset(config, base_url)
+        if config.corpus:
+            install_corpus(self.dataset)
         self.entities = Entities(self.dataset)
         self.options = RuntimeOptions(total_threshold=config.total_threshold)
         self.api = Api(config, self.dataset, self.entities, self.options)

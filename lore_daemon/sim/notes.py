@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from lore_daemon.sim.corpus import curated_discussions, curated_note_count
 from lore_daemon.sim.data import USER_COUNT, Dataset, EntityTable, rng_for, sha1_hex
 from lore_daemon.sim.diffs import diff_files, line_code, mr_shas
 from lore_daemon.timeutil import ms_to_iso
@@ -57,6 +58,9 @@ class Shape:
 
 def note_plan(ds: Dataset, table: EntityTable, iid: int) -> tuple[Shape, ...]:
     """The generated discussions' shapes. Averages ``notes_per_entity`` notes per entity."""
+    curated = curated_note_count(table, iid)
+    if curated is not None:
+        return tuple(Shape("individual", 1) for _ in range(curated))
     key = (table.project_id, table.kind, iid)
     found: tuple[Shape, ...] | None = ds.plan_cache.get(key)
     if found is not None:
@@ -99,6 +103,9 @@ def user_note_count(ds: Dataset, table: EntityTable, iid: int) -> int:
 
 def discussions(ds: Dataset, table: EntityTable, iid: int) -> list[dict[str, Any]]:
     """All discussions, oldest first, each with all of its notes (as GitLab embeds them)."""
+    curated = curated_discussions(ds, table, iid, build_note)
+    if curated is not None:
+        return curated
     plan = note_plan(ds, table, iid)
     rng = rng_for(ds.seed, table.project_id, table.kind, iid, "notes")
     created, updated = table.created[iid], max(table.created[iid], table.base_updated[iid])

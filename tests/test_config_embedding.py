@@ -28,7 +28,8 @@ def _error(tmp_path: Path, table: str) -> ConfigError:
 
 def test_local_is_the_default_with_the_bundled_model(tmp_path: Path) -> None:
     cfg = _load(tmp_path, "").embedding
-    assert (cfg.provider, cfg.model, cfg.base_url, cfg.dimensions) == ("local", "all-MiniLM-L6-v2", None, None)
+    assert (cfg.provider, cfg.model) == ("local", "all-MiniLM-L6-v2")
+    assert (cfg.base_url, cfg.dimensions, cfg.api_key_env) == (None, None, None)
     assert (cfg.batch_size, cfg.chunk_chars, cfg.chunk_overlap_chars) == (8, 800, 120)
     assert (cfg.threads, cfg.timeout_ms, cfg.query_prefix, cfg.document_prefix) == (0, 30000, "", "")
     assert "all-MiniLM-L6-v2" in LOCAL_MODELS
@@ -36,7 +37,8 @@ def test_local_is_the_default_with_the_bundled_model(tmp_path: Path) -> None:
 
 def test_remote_providers_get_their_defaults_and_keep_explicit_values(tmp_path: Path) -> None:
     ollama = _load(tmp_path, 'provider = "ollama"\n').embedding
-    assert (ollama.model, ollama.base_url, ollama.batch_size) == ("nomic-embed-text", "http://127.0.0.1:11434", 16)
+    assert (ollama.model, ollama.base_url) == ("nomic-embed-text", "http://127.0.0.1:11434")
+    assert ollama.batch_size == 16
     openai = _load(
         tmp_path,
         'provider = "openai"\nmodel = "m"\nbase_url = "http://127.0.0.1:9/v1/"\napi_key_env = "EMB_KEY"\n'
@@ -46,7 +48,8 @@ def test_remote_providers_get_their_defaults_and_keep_explicit_values(tmp_path: 
     assert (openai.model, openai.base_url, openai.api_key_env, openai.dimensions) == (
         "m", "http://127.0.0.1:9/v1", "EMB_KEY", 256,
     )
-    assert (openai.batch_size, openai.chunk_chars, openai.chunk_overlap_chars, openai.threads) == (4, 1000, 100, 2)
+    assert (openai.batch_size, openai.chunk_chars, openai.chunk_overlap_chars) == (4, 1000, 100)
+    assert openai.threads == 2
     assert (openai.timeout_ms, openai.query_prefix, openai.document_prefix) == (500, "query: ", "passage: ")
 
 
@@ -65,7 +68,7 @@ def test_session_overrides_switch_the_provider(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("embedding", "key", "expected"),
     [
-        ('provider = "local"\nmodel = "gpt-9"\n', "embedding.model", "bundled local models: all-MiniLM-L6-v2"),
+        ('provider = "local"\nmodel = "gpt-9"\n', "embedding.model", "bundled local models: all-MiniLM"),
         ("dimensions = 512\n", "embedding.dimensions", "384"),
         ('base_url = "http://127.0.0.1:1"\n', "embedding.base_url", "no value"),
         ('provider = "ollama"\nbase_url = "ftp://x"\n', "embedding.base_url", "http://"),
@@ -83,7 +86,9 @@ def test_session_overrides_switch_the_provider(tmp_path: Path) -> None:
         ('provider = "nope"\n', "embedding.provider", '"local", "ollama", "openai", "none"'),
     ],
 )
-def test_invalid_values_are_structured_errors(tmp_path: Path, embedding: str, key: str, expected: str) -> None:
+def test_invalid_values_are_structured_errors(
+    tmp_path: Path, embedding: str, key: str, expected: str
+) -> None:
     err = _error(tmp_path, embedding)
     assert err.code == "CONFIG_INVALID", err
     assert err.details["key"] == key and expected in err.details["expected"], err.details

@@ -28,6 +28,28 @@ Matrix = npt.NDArray[np.float32]
 _MIN_COMPACT = 1024
 
 
+def _load(conn: apsw.Connection, key: VectorKey) -> tuple[Matrix, list[int]]:
+    """Every vector of the key into one preallocated matrix (no intermediate copies: the peak is
+    the matrix itself). With no dimensions configured, the first row's decide."""
+    row = conn.execute(
+        "SELECT count(*) FROM embeddings WHERE model = ? AND chunking = ?", (key.model, key.chunking)
+    ).fetchone()
+    count = int(row[0]) if row else 0
+    dims = key.dims
+    matrix: Matrix = np.zeros((0, dims or 0), dtype=np.float32)
+    docs: list[int] = []
+    for doc_id, row_dims, blob in vectors.iter_vectors(conn, key):
+        if dims is None:
+            dims = row_dims
+        if row_dims != dims:
+            continue
+        if not docs:
+            matrix = np.empty((count, dims), dtype=np.float32)
+        matrix[len(docs)] = np.frombuffer(blob, dtype="<f4")
+        docs.append(doc_id)
+    return matrix[: len(docs)], docs
+
+
 class VectorIndex:
     def __init__(self, key: VectorKey) -> None:
         self.key = key
@@ -57,24 +79,14 @@ class VectorIndex:
             return False
         with conn:  # one read snapshot: the generation and the rows agree
             generation = vectors.generation(conn)
-            docs: list[int] = []
-            blobs: list[bytes] = []
-            dims = self.key.dims
-            for doc_id, row_dims, blob in vectors.iter_vectors(conn, self.key):
-                if dims is None:
-                    dims = row_dims
-                if row_dims == dims:
-                    docs.append(doc_id)
-                    blobs.append(blob)
-        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32, copy=False)
-        width = dims or 0
+            matrix, docs = _load(conn, self.key)
         with self._lock:
-            self._reset(matrix.reshape(len(docs), width) if docs else np.zeros((0, width), np.float32), docs)
+            self._reset(matrix, docs)
             self._generation = generation
         return True
 
     def _reset(self, matrix: Matrix, docs: Sequence[int]) -> None:
-        self._vecs = np.array(matrix, dtype=np.float32, copy=True) if matrix.size else matrix
+        self._vecs = matrix
         self._dims = matrix.shape[1]
         self._docs = np.asarray(docs, dtype=np.int64)
         self._alive = np.ones(len(docs), dtype=bool)
@@ -133,7 +145,7 @@ class VectorIndex:
 
     def _compact(self) -> None:
         keep = np.flatnonzero(self._alive[: self._n])
-        self._reset(self._vecs[keep], self._docs[keep].tolist())
+        self._reset(np.ascontiguousarray(self._vecs[keep]), self._docs[keep].tolist())
 
     # ------------------------------------------------------------------------------ search
 
@@ -147,17 +159,19 @@ class VectorIndex:
             if n == 0 or limit <= 0 or query.shape[-1] != self._dims:
                 return []
             scores = self._vecs[:n] @ query.reshape(-1)
-            mask = self._alive[:n].copy()
-            if allowed is not None:
-                mask &= np.isin(self._docs[:n], allowed)
-            scores[~mask] = -np.inf
             docs = self._docs[:n]
-            candidates = int(mask.sum())
+            candidates = n - self._dead
+            if self._dead or allowed is not None:
+                mask = self._alive[:n].copy()
+                if allowed is not None:
+                    mask &= np.isin(docs, allowed)
+                scores[~mask] = -np.inf
+                candidates = int(mask.sum())
             if candidates == 0:
                 return []
             k = min(candidates, limit * 4 + 16)
             while True:
-                top = np.argpartition(-scores, k - 1)[:k]
+                top = np.argpartition(scores, n - k)[n - k :]
                 top = top[np.argsort(-scores[top], kind="stable")]
                 hits: list[tuple[int, float]] = []
                 seen: set[int] = set()

@@ -89,6 +89,9 @@ class LocalProvider:
         # Without the arena, memory a large batch needed is given back afterwards (measured:
         # same peak, RSS back to ~220 MB instead of staying at the batch's high-water mark).
         options.enable_cpu_mem_arena = False
+        # Idle worker threads sleep instead of spinning: a daemon embeds in bursts, and a spinning
+        # pool took the cores from the vector search that follows a query's embedding.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(weights, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types

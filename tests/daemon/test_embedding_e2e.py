@@ -38,7 +38,8 @@ async def test_a_note_pulled_by_a_surgical_run_is_findable_by_meaning_right_afte
 ) -> None:
     daemon_env.write_config(base_url=sim.base_url, projects=(PROJECT,), embedding='provider = "local"')
     client = await clients.start(daemon_env.with_token(sim.token))
-    first = await rpc(client, "lore/syncSurgical", {"project": PROJECT, "issues": list(range(20, 31))}, timeout=120)
+    params = {"project": PROJECT, "issues": list(range(20, 31))}
+    first = await rpc(client, "lore/syncSurgical", params, timeout=120)
     assert first["status"] == "succeeded", first
     assert first["counters"]["embedded"] == first["counters"]["embedTotal"] > 11
 
@@ -53,7 +54,8 @@ async def test_a_note_pulled_by_a_surgical_run_is_findable_by_meaning_right_afte
         (note_doc,) = [
             row[0] for row in conn.execute(
                 "SELECT d.id FROM documents AS d JOIN discussions AS x ON d.source_id = x.id"
-                " JOIN notes AS n ON n.discussion_id = x.id WHERE d.source_type = 'discussion' AND n.body = ?",
+                " JOIN notes AS n ON n.discussion_id = x.id"
+                " WHERE d.source_type = 'discussion' AND n.body = ?",
                 (NOTE,),
             )
         ]
@@ -66,7 +68,8 @@ async def test_a_note_pulled_by_a_surgical_run_is_findable_by_meaning_right_afte
 
     status = await rpc(client, "lore/status", {})
     embedding = status["embedding"]
-    assert (embedding["provider"], embedding["model"], embedding["dimensions"]) == ("local", "all-MiniLM-L6-v2", 384)
+    described = (embedding["provider"], embedding["model"], embedding["dimensions"])
+    assert described == ("local", "all-MiniLM-L6-v2", 384)
     assert embedding["state"] == "ready" and embedding["error"] is None
     assert embedding["modelKey"] == local_model.model_key
     assert embedding["currentDocuments"] == embedding["documents"] > 11 and embedding["pendingDocuments"] == 0
@@ -81,7 +84,9 @@ async def test_a_provider_that_is_down_is_recorded_in_the_run_and_in_status(
         port = sock.getsockname()[1]
     daemon_env.write_config(
         base_url=sim.base_url, projects=(PROJECT,),
-        embedding=f'provider = "openai"\nmodel = "m"\nbase_url = "http://127.0.0.1:{port}/v1"\ntimeout_ms = 300',
+        embedding=(
+            f'provider = "openai"\nmodel = "m"\nbase_url = "http://127.0.0.1:{port}/v1"\ntimeout_ms = 300'
+        ),
     )
     client = await clients.start(daemon_env.with_token(sim.token))
     result = await rpc(client, "lore/syncSurgical", {"project": PROJECT, "mrs": [3]}, timeout=60)

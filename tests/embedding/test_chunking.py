@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from lore_daemon.embedding.chunking import ChunkPlan, chunk_document, chunk_header, split_body
 
 PLAN = ChunkPlan(max_chars=300, overlap_chars=40)
@@ -10,7 +12,8 @@ PLAN = ChunkPlan(max_chars=300, overlap_chars=40)
 def test_header_is_the_reference_and_title() -> None:
     assert chunk_header("#12 Widget freezes", "grp/app") == "grp/app#12 Widget freezes"
     assert chunk_header("!3 Fix sync", "grp/app") == "grp/app!3 Fix sync"
-    assert chunk_header("Discussion on #12: Widget freezes", "grp/app") == "Discussion on grp/app#12: Widget freezes"
+    discussion = chunk_header("Discussion on #12: Widget freezes", "grp/app")
+    assert discussion == "Discussion on grp/app#12: Widget freezes"
     assert chunk_header("Odd title", "grp/app") == "grp/app: Odd title"
     assert chunk_header("#12 T", None) == "#12 T"
 
@@ -31,7 +34,7 @@ def test_neighbours_overlap_and_nothing_is_lost() -> None:
     words = [f"w{i}" for i in range(400)]
     pieces = split_body(" ".join(words), PLAN)
     assert len(pieces) > 2 and all(len(p) <= PLAN.max_chars for p in pieces)
-    for before, after in zip(pieces, pieces[1:], strict=False):
+    for before, after in itertools.pairwise(pieces):
         assert before.split()[-1] in after.split()[:12], "the next chunk repeats the end of the previous"
     seen = {w for p in pieces for w in p.split()}
     assert seen == set(words)
@@ -57,4 +60,5 @@ def test_empty_body_is_one_header_only_chunk_and_hashes_are_stable() -> None:
 
 def test_long_unbroken_text_is_cut_hard() -> None:
     pieces = split_body("x" * 1000, PLAN)
-    assert all(len(p) <= PLAN.max_chars for p in pieces) and "".join(p.replace("\n", "") for p in pieces).count("x") >= 1000
+    assert all(len(p) <= PLAN.max_chars for p in pieces)
+    assert "".join(p.replace("\n", "") for p in pieces).count("x") >= 1000

@@ -137,13 +137,15 @@ async def test_chunking_change_and_forced_reembed_re_embed_everything(
     before = _embeddings(engine.db.path)
     docs = _documents(engine.db.path)
 
-    rechunked = _engine(engines, tmp_path, sim, LOCAL + "\nchunk_chars = 400\nchunk_overlap_chars = 50", local_model)
+    smaller = LOCAL + "\nchunk_chars = 400\nchunk_overlap_chars = 50"
+    rechunked = _engine(engines, tmp_path, sim, smaller, local_model)
     result = await rechunked.sync_standard(protocol.SyncParams())
     assert result.counters.embedded == len(docs)
-    assert {r[3] for r in _embeddings(rechunked.db.path)} == {"v1:400:50"}, "no vector of the old chunking left"
+    chunkings = {r[3] for r in _embeddings(rechunked.db.path)}
+    assert chunkings == {"v1:400:50"}, "no vector of the old chunking left"
 
     model = CountingModel(local_model)
-    forced = _engine(engines, tmp_path, sim, LOCAL + "\nchunk_chars = 400\nchunk_overlap_chars = 50", model)
+    forced = _engine(engines, tmp_path, sim, smaller, model)
     again = await forced.sync_standard(protocol.SyncParams(reembed=True))
     after = _embeddings(forced.db.path)
     assert again.counters.embedded == len(docs) == again.counters.embed_total
@@ -240,12 +242,15 @@ async def test_refused_documents_are_recorded_then_parked(
 async def test_cancelling_a_backfill_keeps_whole_documents_and_the_next_run_finishes(
     engines: list[Engine], tmp_path: Path, sim: SimServer, local_model: LocalProvider
 ) -> None:
-    engine = _engine(engines, tmp_path, sim, LOCAL + "\nbatch_size = 2", CountingModel(local_model, pause_s=0.2))
+    slow = CountingModel(local_model, pause_s=0.2)
+    engine = _engine(engines, tmp_path, sim, LOCAL + "\nbatch_size = 2", slow)
     await engine.sync_standard(protocol.SyncParams(no_embed=True))
     docs = _documents(engine.db.path)
     progress = Progress()
     task = asyncio.ensure_future(engine.sync_standard(protocol.SyncParams(), progress))
-    progress.hooks.append(lambda n: task.cancel() if n.phase == "embed" and "embedded 2/" in n.message else None)
+    progress.hooks.append(
+        lambda n: task.cancel() if n.phase == "embed" and "embedded 2/" in n.message else None
+    )
     with pytest.raises(asyncio.CancelledError):
         await task
     statuses = sorted(r[4] for r in rows(engine.db.path, "sync_runs"))

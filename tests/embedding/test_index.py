@@ -23,8 +23,8 @@ def conn(tmp_path: Path) -> Iterator[apsw.Connection]:
     with connection:
         for doc_id in range(1, 7):
             connection.execute(
-                "INSERT INTO documents (id, source_type, source_id, title, content, content_hash, generated_at)"
-                " VALUES (?, 'issue', ?, ?, 'text', ?, 0)",
+                "INSERT INTO documents (id, source_type, source_id, title, content, content_hash,"
+                " generated_at) VALUES (?, 'issue', ?, ?, 'text', ?, 0)",
                 (doc_id, doc_id, f"#{doc_id} t", f"h{doc_id}"),
             )
     yield connection
@@ -97,7 +97,8 @@ def test_replaced_rows_are_compacted_away(conn: apsw.Connection) -> None:
     index.refresh(conn)
     generation = vectors.generation(conn)
     for round_ in range(1200):  # re-embed one document many times: dead rows pile up, then go
-        index.apply([5], [(5, np.vstack([_unit(1, round_ % 7, 0, 1)]))], before=generation, after=generation + 1)
+        rows = np.vstack([_unit(1, round_ % 7, 0, 1)])
+        index.apply([5], [(5, rows)], before=generation, after=generation + 1)
         generation += 1
     assert index.rows == 1 and index._n < 1100
     assert [doc for doc, _ in index.search(_unit(1, 0, 0, 1), limit=5)] == [5]

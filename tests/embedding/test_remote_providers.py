@@ -34,7 +34,10 @@ def msgspec_convert(values: dict[str, Any]) -> EmbeddingConfig:
     return msgspec.convert(values, EmbeddingConfig)
 
 
-def _service(provider: str, handler: Callable[[httpx.Request], httpx.Response], **values: Any) -> EmbeddingService:
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def _service(provider: str, handler: Handler, **values: Any) -> EmbeddingService:
     env = {"EMB_KEY": KEY}
     return EmbeddingService(_config(provider, **values), env, transport=httpx.MockTransport(handler))
 
@@ -74,7 +77,7 @@ def test_ollama_request_and_answer_follow_api_embed() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "code"),
     [
-        (404, {"error": 'model "nomic-embed-text" not found, try pulling it first'}, "EMBEDDING_MISCONFIGURED"),
+        (404, {"error": 'model "nomic-embed-text" not found, try pulling it'}, "EMBEDDING_MISCONFIGURED"),
         (400, {"error": "input too long"}, "EMBEDDING_FAILED"),
         (200, {"embeddings": [[1.0, 0.0]]}, "EMBEDDING_MISCONFIGURED"),  # one vector for two texts
         (200, {"unexpected": True}, "EMBEDDING_MISCONFIGURED"),
@@ -111,10 +114,12 @@ def test_openai_key_goes_only_to_the_configured_base_url_and_never_into_errors()
 
     service = _service("openai", handler, model="m", base_url="https://emb.example/v1", api_key_env="EMB_KEY")
     out = service.embed(["first", "second"], kind="document")
-    assert np.allclose(out[0], np.asarray(_vectors(2)[0]) / np.linalg.norm(_vectors(2)[0])), "data sorted by index"
+    first = np.asarray(_vectors(2)[0])
+    assert np.allclose(out[0], first / np.linalg.norm(first)), "data sorted by index"
     assert str(seen[0].url) == "https://emb.example/v1/embeddings"
     assert seen[0].headers["authorization"] == f"Bearer {KEY}"
-    assert json.loads(seen[0].content) == {"model": "m", "input": ["first", "second"], "encoding_format": "float"}
+    sent = json.loads(seen[0].content)
+    assert sent == {"model": "m", "input": ["first", "second"], "encoding_format": "float"}
     with pytest.raises(EmbeddingError) as err:
         service.embed(["x"], kind="query")
     assert err.value.code == "EMBEDDING_MISCONFIGURED"

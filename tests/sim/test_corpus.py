@@ -13,7 +13,13 @@ import pytest
 from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.sim.corpus import CORPUS_PROJECT_PATH, count, entities
 from lore_daemon.store.connection import open_connection
-from tests.bench._corpus import build_corpus_engine, entity_documents, load_queries, mirror_corpus, shared_terms
+from tests.bench._corpus import (
+    build_corpus_engine,
+    entity_documents,
+    load_queries,
+    mirror_corpus,
+    shared_terms,
+)
 
 from .test_schemas import _mr_note_extension, all_pages, check
 
@@ -61,12 +67,15 @@ def test_the_corpus_is_served_with_its_text_and_validates(corpus_api: httpx.Clie
 
 
 def test_seeded_projects_are_unchanged_by_the_corpus(corpus_api: httpx.Client) -> None:
-    with SimServer(SimConfig(seed=7, issues=5, mrs=3, notes_per_entity=2)) as plain:
-        with httpx.Client(base_url=f"{plain.base_url}/api/v4", headers={"PRIVATE-TOKEN": plain.token},
-                          trust_env=False) as other:
-            for path in ("/projects/1/issues/2", "/projects/1/merge_requests/1/discussions"):
-                mine, theirs = corpus_api.get(path).json(), other.get(path).json()
-                assert _PORT.sub("", str(mine)) == _PORT.sub("", str(theirs)), path
+    with (
+        SimServer(SimConfig(seed=7, issues=5, mrs=3, notes_per_entity=2)) as plain,
+        httpx.Client(
+            base_url=f"{plain.base_url}/api/v4", headers={"PRIVATE-TOKEN": plain.token}, trust_env=False
+        ) as other,
+    ):
+        for path in ("/projects/1/issues/2", "/projects/1/merge_requests/1/discussions"):
+            mine, theirs = corpus_api.get(path).json(), other.get(path).json()
+            assert _PORT.sub("", str(mine)) == _PORT.sub("", str(theirs)), path
     assert corpus_api.get("/projects/acme%2Fnope").status_code == 404
 
 

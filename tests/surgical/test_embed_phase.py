@@ -66,7 +66,9 @@ async def test_embed_phase_embeds_exactly_the_given_documents_under_the_embed_lo
         ctx = RunContext(engine, mode="surgical", progress=Progress())
         ctx.run_id = "embed-test-run"
         with lock_held_by_another_process(engine.db.path):  # a sync in progress elsewhere does not block it
-            outcome = await run_embed_phase(ctx, [*chosen, chosen[0]], service=engine.embeddings, no_embed=False)
+            outcome = await run_embed_phase(
+                ctx, [*chosen, chosen[0]], service=engine.embeddings, no_embed=False
+            )
         assert outcome.status == "embedded" and outcome.embedded == len(chosen) == outcome.total
         assert outcome.document_ids == chosen
         stored = rows(engine.db.path, "embeddings")

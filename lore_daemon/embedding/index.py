@@ -163,8 +163,10 @@ class VectorIndex:
             candidates = n - self._dead
             if self._dead or allowed is not None:
                 mask = self._alive[:n].copy()
-                if allowed is not None:
-                    mask &= np.isin(docs, allowed)
+                if allowed is not None:  # a lookup table by document id: O(n), unlike np.isin's sort
+                    lookup = np.zeros(int(max(docs.max(), allowed.max(initial=0))) + 1, dtype=bool)
+                    lookup[allowed] = True
+                    mask &= lookup[docs]
                 scores[~mask] = -np.inf
                 candidates = int(mask.sum())
             if candidates == 0:

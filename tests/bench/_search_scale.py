@@ -1,10 +1,11 @@
 """Semantic search over a large mirror, in a process of its own (so its RSS is the daemon's).
 
-``python tests/bench/_search_scale.py DIR DOCS`` builds DIR/lore.db with DOCS documents whose
+``python tests/bench/_search_scale.py DIR DOCS build`` builds DIR/lore.db with DOCS documents whose
 chunk vectors are random unit vectors (the search's cost does not depend on their values; building
-50,000 real ones would take the model over an hour here), then does what a daemon does: load the
-model, load the vector index, embed queries with the real model and rank them, embed a batch of
-documents. Prints one JSON line: timings, percentiles and memory (VmRSS / VmHWM, MB).
+50,000 real ones would take the model over an hour here). ``... DIR DOCS measure``, in a fresh
+process, does what a daemon does: load the model, load the vector index, embed queries with the
+real model and rank them, embed a batch of documents. It prints one JSON line: timings,
+percentiles and memory (VmRSS / VmHWM, MB).
 """
 
 from __future__ import annotations
@@ -68,14 +69,14 @@ def build(db: Database, docs: int, service: EmbeddingService) -> None:
     db.write_sync(fill)
 
 
-def main(folder: str, docs: int) -> None:
-    path = Path(folder) / "lore.db"
-    fresh = not path.exists()
-    db = Database(path)
+def main(folder: str, docs: int, mode: str) -> None:
+    db = Database(Path(folder) / "lore.db")
     db.open()
     service = EmbeddingService(resolve_embedding(EmbeddingConfig(), None, {}))
-    if fresh:
+    if mode == "build":
         build(db, docs, service)
+        db.close()
+        return
     base = memory_mb()
     started = time.perf_counter()
     service.provider()
@@ -128,4 +129,4 @@ def main(folder: str, docs: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])

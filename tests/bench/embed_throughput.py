@@ -33,6 +33,7 @@ from lore_daemon.embedding.local import LocalProvider
 from lore_daemon.engine import Engine
 from lore_daemon.sim import SimServer
 from lore_daemon.store import vectors
+from lore_daemon.sync.embed import STEP_BATCHES
 from tests.bench._corpus import build_corpus_engine, mirror_corpus
 
 HERE = Path(__file__).resolve().parent
@@ -43,16 +44,17 @@ def bare_rate(engine: Engine, model: LocalProvider) -> tuple[float, int, int]:
     """Documents/s of the model alone over the documents' chunk texts, batch by batch."""
     assert engine.embeddings is not None
     plan, size = engine.embeddings.plan, engine.embeddings.config.batch_size or 8
+    step = size * STEP_BATCHES
     ids = engine.db.read_sync(lambda c: [r[0] for r in c.execute("SELECT id FROM documents ORDER BY id")])
     texts = engine.db.read_sync(lambda c: vectors.load_texts(c, ids))
     started = time.perf_counter()
     chunks = 0
-    for start in range(0, len(texts), size):
-        step = [c.text for t in texts[start : start + size]
-                for c in chunk_document(t.title, t.content, t.project_path, plan)]
-        for k in range(0, len(step), size):
-            model.embed(step[k : k + size], kind="document")
-        chunks += len(step)
+    for start in range(0, len(texts), step):  # the phase's steps and batches, without the store
+        chunk_texts = [c.text for t in texts[start : start + step]
+                       for c in chunk_document(t.title, t.content, t.project_path, plan)]
+        for k in range(0, len(chunk_texts), size):
+            model.embed(chunk_texts[k : k + size], kind="document")
+        chunks += len(chunk_texts)
     return len(texts) / (time.perf_counter() - started), len(texts), chunks
 
 
@@ -132,10 +134,9 @@ class _RemoteSim:
 
 def search_scale(folder: Path, docs: int) -> None:
     print(f"\n== 3. semantic search over {docs:,} documents, and memory (child process)")
-    out = subprocess.run(
-        [sys.executable, str(HERE / "_search_scale.py"), str(folder), str(docs)],
-        capture_output=True, text=True, check=True,
-    )
+    script = [sys.executable, str(HERE / "_search_scale.py"), str(folder), str(docs)]
+    subprocess.run([*script, "build"], check=True)
+    out = subprocess.run([*script, "measure"], capture_output=True, text=True, check=True)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"   {figures['vectors']:,} chunk vectors; index load {figures['load_index_ms']} ms, "
           f"model load {figures['load_model_ms']} ms")

@@ -243,13 +243,13 @@ async def test_cancelling_a_backfill_keeps_whole_documents_and_the_next_run_fini
     engines: list[Engine], tmp_path: Path, sim: SimServer, local_model: LocalProvider
 ) -> None:
     slow = CountingModel(local_model, pause_s=0.2)
-    engine = _engine(engines, tmp_path, sim, LOCAL + "\nbatch_size = 2", slow)
+    engine = _engine(engines, tmp_path, sim, LOCAL + "\nbatch_size = 1", slow)  # steps of 4 documents
     await engine.sync_standard(protocol.SyncParams(no_embed=True))
     docs = _documents(engine.db.path)
     progress = Progress()
     task = asyncio.ensure_future(engine.sync_standard(protocol.SyncParams(), progress))
     progress.hooks.append(
-        lambda n: task.cancel() if n.phase == "embed" and "embedded 2/" in n.message else None
+        lambda n: task.cancel() if n.phase == "embed" and "embedded 4/" in n.message else None
     )
     with pytest.raises(asyncio.CancelledError):
         await task

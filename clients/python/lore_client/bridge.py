@@ -119,7 +119,20 @@ def _summary(data: Any) -> str:
                   for f in data.get("entityFailures", [])]
         lines += [f"  -> {a['title']}: {a.get('command') or ''}" for a in data.get("recoveryActions", [])]
         return "\n".join(lines)
+    if isinstance(data, dict) and "schemaVersion" in data and data.get("embedding"):
+        return json.dumps(data, indent=2) + "\n" + _embedding_line(data["embedding"])
     return json.dumps(data, indent=2)
+
+
+def _embedding_line(e: dict[str, Any]) -> str:
+    """``lore status`` on a terminal ends with one line on embeddings."""
+    if e["provider"] == "none":
+        return "embedding: off (provider none): search is lexical"
+    line = (f"embedding: {e['provider']} {e['model']} ({e['dimensions'] or '?'} dims), {e['state']}, "
+            f"{e['currentDocuments']}/{e['documents']} documents with current vectors")
+    if e.get("error"):
+        line += f"; last error {e['error']['code']}: {e['error']['message']}"
+    return line
 
 
 def _sync_params(args: argparse.Namespace) -> dict[str, Any]:

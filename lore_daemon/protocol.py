@@ -27,14 +27,8 @@ EntityOutcome = Literal["ingested", "unchanged", "skippedStale", "failed", "woul
 DependentOutcome = Literal["synced", "unchanged", "failed", "skipped"]
 ProgressEvent = Literal["begin", "report", "end"]
 ActionKind = Literal[
-    "retryRun",
-    "retryFailedEntities",
-    "retryEmbedding",
-    "waitAndRetry",
-    "fixToken",
-    "fixConfig",
-    "checkTarget",
-    "inspectRun",
+    "retryRun", "retryFailedEntities", "retryEmbedding", "waitAndRetry", "fixToken", "fixConfig",
+    "checkTarget", "inspectRun",
 ]
 
 MAX_SURGICAL_ENTITIES = 100

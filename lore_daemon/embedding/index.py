@@ -160,30 +160,36 @@ class VectorIndex:
                 return []
             scores = self._vecs[:n] @ query.reshape(-1)
             docs = self._docs[:n]
-            candidates = n - self._dead
-            if self._dead or allowed is not None:
+            if self._dead or allowed is not None:  # rank only the candidate rows
                 mask = self._alive[:n].copy()
                 if allowed is not None:  # a lookup table by document id: O(n), unlike np.isin's sort
                     lookup = np.zeros(int(max(docs.max(), allowed.max(initial=0))) + 1, dtype=bool)
                     lookup[allowed] = True
                     mask &= lookup[docs]
-                scores[~mask] = -np.inf
-                candidates = int(mask.sum())
-            if candidates == 0:
-                return []
-            k = min(candidates, limit * 4 + 16)
-            while True:
-                top = np.argpartition(scores, n - k)[n - k :]
-                top = top[np.argsort(-scores[top], kind="stable")]
-                hits: list[tuple[int, float]] = []
-                seen: set[int] = set()
-                for row in top:
-                    doc = int(docs[row])
-                    if doc not in seen and scores[row] > -np.inf:
-                        seen.add(doc)
-                        hits.append((doc, float(scores[row])))
-                        if len(hits) == limit:
-                            return hits
-                if k >= candidates:
+                rows = np.flatnonzero(mask)
+                scores, docs = scores[rows], docs[rows]
+        return _best_documents(scores, docs, limit)
+
+
+def _best_documents(scores: Matrix, docs: npt.NDArray[np.int64], limit: int) -> list[tuple[int, float]]:
+    """The ``limit`` documents with the best chunk scores, best first; the top k chunks are taken
+    with a partial sort, and k grows until enough distinct documents are among them."""
+    m = len(scores)
+    if m == 0:
+        return []
+    k = min(m, limit * 4 + 16)
+    while True:
+        top = np.argpartition(scores, m - k)[m - k :]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        hits: list[tuple[int, float]] = []
+        seen: set[int] = set()
+        for row in top:
+            doc = int(docs[row])
+            if doc not in seen:
+                seen.add(doc)
+                hits.append((doc, float(scores[row])))
+                if len(hits) == limit:
                     return hits
-                k = min(candidates, k * 4)
+        if k >= m:
+            return hits
+        k = min(m, k * 4)

@@ -389,12 +389,13 @@ BRIDGE_EXIT_CODES: dict[int, str] = {
     0: "success: the run succeeded or the read completed",
     1: "internal error or unexpected daemon failure",
     2: "usage error or invalid params (INVALID_PARAMS, INVALID_TARGET, MIXED_PROJECTS, ...)",
-    3: "configuration or token problem (CONFIG_*, TOKEN_NOT_SET)",
+    3: "configuration or token problem (CONFIG_*, TOKEN_NOT_SET, EMBEDDING_MISCONFIGURED)",
     4: "GitLab refused the token (GITLAB_AUTH_FAILED, GITLAB_FORBIDDEN)",
     5: "a target was not found or preflight failed (GITLAB_NOT_FOUND, PREFLIGHT_FAILED)",
-    6: "transient GitLab failure (GITLAB_RATE_LIMITED, GITLAB_UNAVAILABLE, GITLAB_BAD_RESPONSE)",
+    6: "transient failure (GITLAB_RATE_LIMITED, GITLAB_UNAVAILABLE, GITLAB_BAD_RESPONSE, "
+    "EMBEDDING_UNAVAILABLE)",
     7: "the sync lock could not be taken in time (LOCK_TIMEOUT)",
-    8: "the run ended partial: primaries written, some dependents failed",
+    8: "the run ended partial: primaries written, some dependents or embeddings failed",
     9: "the run failed for another reason (DB_ERROR, ABANDONED, ...)",
     130: "cancelled (CANCELLED, SIGINT)",
 }

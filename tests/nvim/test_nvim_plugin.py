@@ -12,7 +12,7 @@ from pathlib import Path
 import apsw
 import pytest
 
-from tests.clients.conftest import ClientEnv
+from tests.clients.conftest import ClientEnv, client_env, sim  # noqa: F401 - fixtures
 
 HERE = Path(__file__).parent
 PLUGIN = HERE.parents[1] / "clients" / "nvim"
@@ -26,7 +26,7 @@ def nvim_binary() -> str:
     return found
 
 
-def test_lore_sync_under_cursor_in_headless_neovim(client_env: ClientEnv, tmp_path: Path) -> None:
+def test_lore_sync_under_cursor_in_headless_neovim(client_env: ClientEnv, tmp_path: Path) -> None:  # noqa: F811
     out = tmp_path / "nvim.json"
     env = dict(client_env.env, LORE_NVIM_OUT=str(out), LORE_NVIM_PLUGIN=str(PLUGIN),
                LORE_PYTHON=sys.executable, LORE_SIM_URL=client_env.sim.base_url)

@@ -25,6 +25,8 @@ from lore_daemon.embedding.provider import Provider, TextKind, Vectors
 from lore_daemon.engine import Engine
 from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.store import vectors
+from lore_daemon.sync.context import RunContext
+from lore_daemon.sync.embed import run_embed_phase
 from tests.surgical.conftest import PROJECT, Progress, build_engine, connect, rows, surgical
 
 LOCAL = 'provider = "local"'
@@ -127,6 +129,43 @@ async def test_standard_sync_backfills_then_re_embeds_only_what_changed(
     now = _embeddings(engine.db.path)
     assert {r for r in now if r[0] not in changed} == {r for r in stored if r[0] not in changed}
     assert {(r[0], r[4]) for r in now} == set(after.items())
+
+
+async def test_a_changed_document_keeps_the_vectors_of_its_unchanged_chunks(
+    engines: list[Engine], tmp_path: Path, sim: SimServer, local_model: LocalProvider
+) -> None:
+    model = CountingModel(local_model)
+    engine = _engine(engines, tmp_path, sim, LOCAL + "\nchunk_chars = 200\nchunk_overlap_chars = 20", model)
+    await engine.sync_standard(protocol.SyncParams(no_embed=True))
+    doc_id = min(_documents(engine.db.path))
+    paragraphs = [f"Paragraph {i}: " + " ".join(f"word{i}x{j}" for j in range(20)) for i in range(4)]
+    conn = connect(engine.db.path)
+    try:
+        title = conn.execute("SELECT title FROM documents WHERE id = ?", (doc_id,)).fetchone()[0]
+        with conn:
+            conn.execute("UPDATE documents SET content = ?, content_hash = 'v1' WHERE id = ?",
+                         (title + "\n\n" + "\n\n".join(paragraphs), doc_id))
+    finally:
+        conn.close()
+    ctx = RunContext(engine, mode="surgical", progress=Progress())
+    await run_embed_phase(ctx, [doc_id], service=engine.embeddings, no_embed=False)
+    chunks_before = {r[2]: (r[5], r[8]) for r in rows(engine.db.path, "embeddings") if r[1] == doc_id}
+    assert len(chunks_before) >= 3
+    model.texts = 0
+    conn = connect(engine.db.path)
+    try:
+        with conn:  # only the last paragraph changes
+            conn.execute("UPDATE documents SET content = ?, content_hash = 'v2' WHERE id = ?",
+                         (title + "\n\n" + "\n\n".join([*paragraphs[:3], "A different ending."]), doc_id))
+    finally:
+        conn.close()
+    outcome = await run_embed_phase(ctx, [doc_id], service=engine.embeddings, no_embed=False)
+    after = {r[2]: (r[5], r[8]) for r in rows(engine.db.path, "embeddings") if r[1] == doc_id}
+    assert outcome.embedded == 1 and model.texts == 1, "only the changed chunk went to the model"
+    assert {i: v for i, v in after.items() if i < len(after) - 1} == {
+        i: v for i, v in chunks_before.items() if i < len(after) - 1
+    }, "unchanged chunks keep their vectors"
+    assert {r[7] for r in rows(engine.db.path, "embeddings") if r[1] == doc_id} == {"v2"}
 
 
 async def test_chunking_change_and_forced_reembed_re_embed_everything(

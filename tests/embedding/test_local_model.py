@@ -9,8 +9,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from lore_daemon.config_embedding import EmbeddingConfig, resolve_embedding
 from lore_daemon.embedding.catalog import LOCAL_MODELS
 from lore_daemon.embedding.local import LocalProvider, weights_path
+from lore_daemon.embedding.service import EmbeddingService
 from lore_daemon.errors import EmbeddingError
 
 SPEC = LOCAL_MODELS["all-MiniLM-L6-v2"]
@@ -75,9 +77,13 @@ def test_long_texts_are_truncated_to_the_model_window(local_model: LocalProvider
     assert local_model.embed([long_text], kind="document").shape == (1, SPEC.dims)
 
 
-def test_loading_uses_no_network(no_network: None) -> None:
-    provider = LocalProvider(SPEC, threads=1, batch_size=2)
-    assert provider.embed(["offline"], kind="query").shape == (1, SPEC.dims)
+def test_loading_uses_no_network_and_the_configured_threads(no_network: None) -> None:
+    config = resolve_embedding(EmbeddingConfig(threads=1, batch_size=2), None, {})
+    service = EmbeddingService(config, {})
+    assert service.embed(["offline"], kind="query").shape == (1, SPEC.dims)
+    provider = service.provider()
+    assert isinstance(provider, LocalProvider) and provider.batch_size == 2
+    assert provider._session.get_session_options().intra_op_num_threads == 1
     assert provider.model_key == f"local:all-MiniLM-L6-v2@{SPEC.weights_sha256[:12]}"
 
 

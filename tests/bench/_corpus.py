@@ -20,13 +20,14 @@ from lore_daemon.embedding.provider import Provider
 from lore_daemon.embedding.service import EmbeddingService
 from lore_daemon.engine import Engine
 from lore_daemon.gitlab.client import GitLabClient
-from lore_daemon.sim import SimServer
+from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.sim.corpus import CORPUS_PROJECT_PATH
 from lore_daemon.store.connection import Database
 from lore_daemon.sync.locking import make_owner
 from tests import config_files
 
 QUERIES = Path(__file__).resolve().parent / "data" / "search_queries.json"
+CORPUS_ONLY = SimConfig(seed=7, issues=0, mrs=0, other_issues=0, other_mrs=0, corpus=True)
 TOKEN_ENV = "LORE_CORPUS_TOKEN"
 
 

@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -34,7 +33,7 @@ from lore_daemon.engine import Engine
 from lore_daemon.sim import SimServer
 from lore_daemon.store import vectors
 from lore_daemon.sync.embed import STEP_BATCHES
-from tests.bench._corpus import build_corpus_engine, mirror_corpus
+from tests.bench._corpus import CORPUS_ONLY, build_corpus_engine, mirror_corpus
 
 HERE = Path(__file__).resolve().parent
 CORPUS = "acme/brightday"
@@ -66,7 +65,7 @@ async def phase_rate(engine: Engine) -> tuple[float, int]:
 
 async def backfill(folder: Path, model: LocalProvider) -> None:
     print("== 1. backfill: embed phase vs the bare model (same texts, same batches, same run)")
-    with SimServer(_corpus_config(0)) as sim:
+    with SimServer(CORPUS_ONLY) as sim:
         engine = build_corpus_engine(folder, sim, embedding='provider = "local"', provider=model)
         try:
             await mirror_corpus(engine)
@@ -81,12 +80,6 @@ async def backfill(folder: Path, model: LocalProvider) -> None:
             print(f"   best-of ratio {best:.2f} (target >= 0.8)")
         finally:
             await engine.aclose()
-
-
-def _corpus_config(latency_ms: int) -> Any:
-    from lore_daemon.sim import SimConfig
-
-    return SimConfig(seed=7, issues=0, mrs=0, other_issues=0, other_mrs=0, corpus=True, latency_ms=latency_ms)
 
 
 async def surgical(folder: Path, model: LocalProvider, latency_ms: int) -> None:

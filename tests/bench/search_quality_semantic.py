@@ -22,12 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from lore_daemon.embedding.semantic import semantic_search
 from lore_daemon.engine import Engine
-from lore_daemon.sim import SimConfig, SimServer
+from lore_daemon.sim import SimServer
 from lore_daemon.store import vectors
-from tests.bench._corpus import Query, build_corpus_engine, load_queries, mirror_corpus
+from tests.bench._corpus import CORPUS_ONLY, Query, build_corpus_engine, load_queries, mirror_corpus
 
 TOP = 5
-CORPUS_ONLY = SimConfig(seed=7, issues=0, mrs=0, other_issues=0, other_mrs=0, corpus=True)
 
 
 async def entity_ranking(engine: Engine, query: str, refs: dict[int, str]) -> list[str]:

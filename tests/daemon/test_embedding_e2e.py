@@ -16,9 +16,10 @@ import pytest
 from lore_daemon.embedding.index import VectorIndex
 from lore_daemon.embedding.local import LocalProvider
 from lore_daemon.embedding.semantic import rank_vector
-from lore_daemon.sim import SimConfig, SimServer
+from lore_daemon.sim import SimServer
 from lore_daemon.store.connection import open_connection
 from lore_daemon.store.vectors import VectorKey
+from tests.bench._corpus import CORPUS_ONLY
 
 from .support import ClientPool, DaemonEnv, rpc
 
@@ -29,7 +30,7 @@ PARAPHRASE = "home screen calendar box stuck after the device sleeps all night"
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimServer]:
-    with SimServer(SimConfig(seed=7, issues=0, mrs=0, other_issues=0, other_mrs=0, corpus=True)) as server:
+    with SimServer(CORPUS_ONLY) as server:
         yield server
 
 

@@ -16,16 +16,16 @@ from lore_daemon.embedding.local import LocalProvider
 from lore_daemon.embedding.semantic import semantic_search
 from lore_daemon.embedding.service import EmbeddingService
 from lore_daemon.errors import EmbeddingError
-from lore_daemon.sim import SimConfig, SimServer
+from lore_daemon.sim import SimServer
 from lore_daemon.store import vectors
-from tests.bench._corpus import build_corpus_engine, entity_documents
+from tests.bench._corpus import CORPUS_ONLY, build_corpus_engine, entity_documents
 
 CORPUS = "acme/brightday"
 
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimServer]:
-    with SimServer(SimConfig(seed=7, issues=0, mrs=0, other_issues=0, other_mrs=0, corpus=True)) as server:
+    with SimServer(CORPUS_ONLY) as server:
         yield server
 
 

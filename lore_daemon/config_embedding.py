@@ -1,6 +1,6 @@
 """``[embedding]``: its keys, their cross-key checks and per-provider defaults, its status summary.
 
-docs/configuration.md and docs/search.md document every key; ``embedding.catalog`` holds the
+docs/configuration.md and docs/search.md document every key; ``embedding_catalog`` holds the
 bundled local models and each provider's defaults.
 """
 
@@ -21,13 +21,13 @@ from lore_daemon.config_errors import (
     has_key,
     looks_like_token,
 )
-from lore_daemon.embedding.catalog import LOCAL_MODELS, PROVIDER_DEFAULTS, ProviderName
+from lore_daemon.embedding_catalog import LOCAL_MODELS, PROVIDER_DEFAULTS, ProviderName
 from lore_daemon.errors import ConfigError
 
 
 class EmbeddingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``[embedding]`` (docs/search.md). Keys left out take the provider's defaults
-    (``embedding.catalog.PROVIDER_DEFAULTS``); ``load_config`` fills them in, so a loaded
+    (``embedding_catalog.PROVIDER_DEFAULTS``); ``load_config`` fills them in, so a loaded
     ``Config`` has no None here except ``api_key_env`` (no key) and ``dimensions`` (the model's)."""
 
     provider: ProviderName = "local"

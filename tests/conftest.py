@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lore_daemon.embedding.catalog import LOCAL_MODELS
 from lore_daemon.embedding.local import LocalProvider
+from lore_daemon.embedding_catalog import LOCAL_MODELS
 
 
 @pytest.fixture(scope="session")

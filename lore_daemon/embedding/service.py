@@ -18,11 +18,11 @@ import httpx
 
 from lore_daemon.config import Secret
 from lore_daemon.config_embedding import EmbeddingConfig
-from lore_daemon.embedding.catalog import LOCAL_MODELS
 from lore_daemon.embedding.chunking import ChunkPlan
 from lore_daemon.embedding.index import VectorIndex
 from lore_daemon.embedding.provider import Provider, TextKind, Vectors, misconfigured
 from lore_daemon.embedding.remote import remote_model_key
+from lore_daemon.embedding_catalog import LOCAL_MODELS
 from lore_daemon.errors import EmbeddingError, LoreError
 from lore_daemon.store.vectors import VectorKey
 from lore_daemon.timeutil import now_ms
@@ -40,7 +40,7 @@ class Health:
 class EmbeddingService:
     def __init__(
         self,
-        config: EmbeddingConfig,
+        embedding: EmbeddingConfig,
         env: Mapping[str, str] | None = None,
         *,
         transport: httpx.BaseTransport | None = None,
@@ -50,30 +50,30 @@ class EmbeddingService:
         already loaded (tests and benchmarks share one model among many daemons' services)."""
         import os
 
-        self.config = config
+        self.embedding = embedding
         self._env = os.environ if env is None else env
         self._transport = transport
         self._provider: Provider | None = provider
         self._lock = threading.Lock()
-        self._health = Health("disabled" if config.provider == "none" else "notLoaded")
-        self.plan = ChunkPlan(config.chunk_chars or 800, config.chunk_overlap_chars or 0)
+        self._health = Health("disabled" if embedding.provider == "none" else "notLoaded")
+        self.plan = ChunkPlan(embedding.chunk_chars or 800, embedding.chunk_overlap_chars or 0)
         self.key = VectorKey(self.model_key(), self.expected_dims(), self.plan.key) if self.enabled else None
         self.index = VectorIndex(self.key) if self.key is not None else None
 
     @property
     def enabled(self) -> bool:
-        return self.config.provider != "none"
+        return self.embedding.provider != "none"
 
     def model_key(self) -> str:
         """What this configuration's vectors are recorded with (known without loading anything)."""
-        if self.config.provider == "local":
-            return LOCAL_MODELS[self.config.model or ""].key
-        return remote_model_key(self.config)
+        if self.embedding.provider == "local":
+            return LOCAL_MODELS[self.embedding.model or ""].key
+        return remote_model_key(self.embedding)
 
     def expected_dims(self) -> int | None:
-        if self.config.provider == "local":
-            return LOCAL_MODELS[self.config.model or ""].dims
-        return self.config.dimensions
+        if self.embedding.provider == "local":
+            return LOCAL_MODELS[self.embedding.model or ""].dims
+        return self.embedding.dimensions
 
     # ----------------------------------------------------------------------------- provider
 
@@ -91,26 +91,27 @@ class EmbeddingService:
         return self._provider
 
     def _build(self) -> Provider:
-        config = self.config
-        if config.provider == "local":
+        embedding = self.embedding
+        if embedding.provider == "local":
             from lore_daemon.embedding.local import LocalProvider
 
             return LocalProvider(
-                LOCAL_MODELS[config.model or ""], threads=config.threads, batch_size=config.batch_size or 8
+                LOCAL_MODELS[embedding.model or ""], threads=embedding.threads,
+                batch_size=embedding.batch_size or 8,
             )
-        if config.provider in ("ollama", "openai"):
+        if embedding.provider in ("ollama", "openai"):
             from lore_daemon.embedding.remote import OllamaProvider, OpenAIProvider
 
-            cls = OllamaProvider if config.provider == "ollama" else OpenAIProvider
-            return cls(config, key=self._key(), transport=self._transport)
+            cls = OllamaProvider if embedding.provider == "ollama" else OpenAIProvider
+            return cls(embedding, key=self._key(), transport=self._transport)
         raise misconfigured(
             'Embedding is switched off (embedding.provider = "none").',
             'Set embedding.provider to "local" (bundled), "ollama" or "openai".',
-            provider=config.provider,
+            provider=embedding.provider,
         )
 
     def _key(self) -> Secret | None:
-        name = self.config.api_key_env
+        name = self.embedding.api_key_env
         if name is None:
             return None
         value = self._env.get(name, "").strip()
@@ -118,7 +119,7 @@ class EmbeddingService:
             raise misconfigured(
                 f"The environment variable {name} (embedding.api_key_env) is not set or empty.",
                 f"Export the embedding API key: export {name}=<key>, or remove embedding.api_key_env.",
-                provider=self.config.provider, model=self.config.model, env=name,
+                provider=self.embedding.provider, model=self.embedding.model, env=name,
             )
         return Secret(value)
 

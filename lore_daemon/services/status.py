@@ -48,7 +48,7 @@ def _snapshot(conn: apsw.Connection, key: vectors.VectorKey | None) -> _Snapshot
 
 def _embedding(service: EmbeddingService, snap: _Snapshot) -> protocol.EmbeddingStatus:
     """Provider, model, health, and documents with current vectors out of all documents."""
-    config, health, counts = service.config, service.health(), snap.vectors
+    config, health, counts = service.embedding, service.health(), snap.vectors
     current = counts.current if counts else 0
     parked = counts.parked if counts else 0
     return protocol.EmbeddingStatus(

@@ -1,13 +1,15 @@
-"""The embed phase of a run (SPEC §8.9, §13): vectors for the run's documents, under the ``embed`` lock.
+"""The embed phase of a run: vectors for the run's documents, under the ``embed`` lock
+(docs/search.md, "The embed phase"; docs/surgical-sync.md, invariant 9).
 
 It runs after the ``sync`` lock was released, under its own ``embed`` lock, so a long embedding
-never blocks another run's writes, and two embedders never write ``embeddings`` at once (§8.5).
+never blocks another run's writes, and two embedders never write ``embeddings`` at once (invariant 5).
 
 Scope: a surgical run passes exactly the documents it regenerated; a standard run passes None and
 the phase backfills every document without a current vector (``store.vectors``), or every
 document when the run forces a re-embed (``reembed``: no vector is reused). It works in steps of
-``STEP_BATCHES * embedding.batch_size`` documents (``embed_step``), reporting ``done / total`` and
-the rate; cancelling the run stops it at once (a batch already in the model finishes unwritten).
+``tuning.embed_step_batches * embedding.batch_size`` documents (``embed_step``), reporting
+``done / total`` and the rate; cancelling the run stops it at once (a batch already in the model
+finishes unwritten).
 
 Failures: a document the provider refuses is recorded (``embedding_failures``, and an
 ``EntityFailure`` with stage ``embed`` for its entity); a provider that cannot load or answer stops
@@ -36,9 +38,6 @@ from lore_daemon.sync.embed_step import embed_step
 from lore_daemon.sync.locking import acquire_lock
 
 EmbedStatus = Literal["embedded", "skipped", "partial", "failed"]
-# Documents per step (one read, one write transaction, one progress report): this many batches'
-# worth, so chunks fill whole batches across documents instead of leaving a short batch per step.
-STEP_BATCHES = 4
 
 
 @dataclass
@@ -119,7 +118,7 @@ async def _embed(
     total = await db.read(functools.partial(_total, key=key, reembed=reembed)) if backfill else len(ids)
     outcome = EmbedOutcome("embedded", ids, total=total)
     ctx.counters.embed_total += total
-    size = (service.config.batch_size or 8) * STEP_BATCHES
+    size = (service.embedding.batch_size or 8) * ctx.tuning.embed_step_batches
     started = time.monotonic()
     after_id, offset = 0, 0
     while True:

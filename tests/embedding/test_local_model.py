@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from lore_daemon.config_embedding import EmbeddingConfig, resolve_embedding
-from lore_daemon.embedding.catalog import LOCAL_MODELS
 from lore_daemon.embedding.local import LocalProvider, weights_path
 from lore_daemon.embedding.service import EmbeddingService
+from lore_daemon.embedding_catalog import LOCAL_MODELS
 from lore_daemon.errors import EmbeddingError
 
 SPEC = LOCAL_MODELS["all-MiniLM-L6-v2"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,14 @@ from lore_daemon.embedding.service import EmbeddingService
 from lore_daemon.errors import EmbeddingError
 from lore_daemon.sim import SimServer
 from lore_daemon.store import vectors
+from lore_daemon.sync.surgical import run_surgical_sync
 from tests.bench._corpus import CORPUS_ONLY, build_corpus_engine, entity_documents
+from tests.support.sim import sim_fixture
 
 CORPUS = "acme/brightday"
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer(CORPUS_ONLY) as server:
-        yield server
+sim = sim_fixture(CORPUS_ONLY, scope="module")
 
 
 async def test_meaning_filters_and_fallback(
@@ -34,7 +32,9 @@ async def test_meaning_filters_and_fallback(
 ) -> None:
     engine = build_corpus_engine(tmp_path, sim, embedding='provider = "local"', provider=local_model)
     try:
-        await engine.sync_surgical(protocol.SyncSurgicalParams(project=CORPUS, issues=list(range(1, 13))))
+        await run_surgical_sync(
+            engine, protocol.SyncSurgicalParams(project=CORPUS, issues=list(range(1, 13)))
+        )
         service = engine.embeddings
         assert service is not None
         battery = engine.db.read_sync(lambda c: entity_documents(c, "#1"))

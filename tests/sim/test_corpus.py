@@ -103,3 +103,24 @@ async def test_paraphrase_queries_share_no_term_with_their_targets(
                 assert shared_terms(conn, query.text, docs), query.text
     finally:
         conn.close()
+
+
+def test_mutations_add_and_delete_notes_of_a_curated_entity() -> None:
+    with (
+        SimServer(CORPUS) as sim,
+        httpx.Client(
+            base_url=f"{sim.base_url}/api/v4", headers={"PRIVATE-TOKEN": sim.token}, trust_env=False
+        ) as api,
+    ):
+        comments = list(entities()[("issue", 5)].comments)
+        path = f"/projects/{PROJECT}/issues/5"
+        added = sim.control.mutate("add_note", project=CORPUS_PROJECT_PATH, kind="issue", iid=5,
+                                   body="One more remark")
+        threads = all_pages(api, f"{path}/discussions")
+        assert [t["notes"][0]["body"] for t in threads] == [*comments, "One more remark"]
+        victim = threads[0]["notes"][0]["id"]
+        sim.control.mutate("delete_note", project=CORPUS_PROJECT_PATH, kind="issue", iid=5, note_id=victim)
+        left = all_pages(api, f"{path}/discussions")
+        assert [t["notes"][0]["body"] for t in left] == [*comments[1:], "One more remark"]
+        assert added["note_id"] in {n["id"] for t in left for n in t["notes"]}
+        assert api.get(path).json()["user_notes_count"] == len(comments)

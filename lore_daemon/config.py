@@ -63,6 +63,7 @@ class SyncConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     primary_concurrency: Concurrency = 8
     lock_timeout_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 30_000
     stale_lock_ms: Annotated[int, msgspec.Meta(ge=1_000, le=86_400_000)] = 60_000
+    settle_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 65_000
 
 
 class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -304,6 +305,7 @@ def config_summary(config: Config) -> dict[str, Any]:
             "primaryConcurrency": config.sync.primary_concurrency,
             "lockTimeoutMs": config.sync.lock_timeout_ms,
             "staleLockMs": config.sync.stale_lock_ms,
+            "settleMs": config.sync.settle_ms,
         },
         "embedding": embedding_summary(config.embedding),
     }

@@ -263,7 +263,7 @@ def test_summary_has_no_secret(tmp_path: Path) -> None:
         "projects": ["group/project", "group/sub/other"],
         "dbPath": str(tmp_path / "data" / "lore.db"),
         "sync": {
-            "primaryConcurrency": 4, "lockTimeoutMs": 1000, "staleLockMs": 20000
+            "primaryConcurrency": 4, "lockTimeoutMs": 1000, "staleLockMs": 20000, "settleMs": 65000
         },
         "embedding": {
             "provider": "none", "model": None, "baseUrl": None, "apiKeyEnv": None, "dimensions": None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import models
+from ._clock import ServerTimes, server_time_observer, watch_server_time
 from ._lanes import Lane, lane, request_lane
 from ._retry import RetryPolicy, RetryWait
 from .targets import ResolvedTargets, resolve_targets
@@ -26,12 +27,15 @@ __all__ = [
     "ResolvedTargets",
     "RetryPolicy",
     "RetryWait",
+    "ServerTimes",
     "lane",
     "models",
     "request_lane",
     "request_observer",
     "resolve_targets",
+    "server_time_observer",
     "wait_observer",
+    "watch_server_time",
 ]
 
 

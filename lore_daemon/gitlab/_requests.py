@@ -21,6 +21,7 @@ import msgspec
 
 from lore_daemon.errors import GitLabRequestError
 
+from ._clock import server_time_observer
 from ._failures import (
     Failure,
     Scrubber,
@@ -43,6 +44,7 @@ T = TypeVar("T")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _REPORT_PAUSE_S = 0.5  # shared pauses shorter than this are not worth a progress report
+_GATE_RECHECK_S = 1.0  # a closed gate is re-read at least this often (its pause may change)
 _IDENTITY_PATHS = ("/user", "/version")  # GitLab always serves these: a 404 means "not GitLab"
 
 
@@ -212,7 +214,9 @@ class Requester:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(deadline_s):
-                    return await self.http.get(url)
+                    response = await self.http.get(url)
+                notify(server_time_observer.get(), int(server_now(response.headers) * 1000))
+                return response
             except TimeoutError:
                 return Failure("timeout", None, f"no complete answer within {deadline_s:.1f} s")
             except httpx.TimeoutException as exc:
@@ -239,7 +243,7 @@ class Requester:
             observer = wait_observer.get()
             if pause >= _REPORT_PAUSE_S and observer is not None and self.gate.first_report(observer):
                 notify(observer, RetryWait("rate_limit", None, int(pause * 1000), attempt, path))
-            await asyncio.sleep(pause)
+            await asyncio.sleep(min(pause, _GATE_RECHECK_S))
         if lane == "background":
             delay = self.gate.pacing_delay()
             if delay > 0:

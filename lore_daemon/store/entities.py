@@ -104,6 +104,21 @@ def upsert_project(conn: apsw.Connection, project: Project, *, now_ms: int) -> N
     )
 
 
+def local_project(conn: apsw.Connection, project: str) -> Project | None:
+    """The stored project named by its path (case-insensitive, as GitLab's) or numeric id, as
+    the standard or a surgical sync last resolved it; None when this mirror has not seen it."""
+    select = "SELECT gitlab_id, path_with_namespace, name, web_url, default_branch FROM projects"
+    if project.isdigit():
+        row = conn.execute(select + " WHERE gitlab_id = ?", (int(project),)).fetchone()
+    else:
+        row = conn.execute(select + " WHERE path_with_namespace = ? COLLATE NOCASE", (project,)).fetchone()
+    if row is None:
+        return None
+    gitlab_id, path, name, web_url, default_branch = row
+    return Project(id=int(gitlab_id), path_with_namespace=str(path), name=name, web_url=str(web_url),
+                   default_branch=default_branch)
+
+
 def local_entity_state(
     conn: apsw.Connection, project_id: int, kind: EntityKind, iid: int
 ) -> LocalEntityState | None:

@@ -233,16 +233,23 @@ def mark_abandoned(
 
 
 def abandon_run(
-    conn: apsw.Connection, run_id: str, *, now_ms: int, lock: str, lock_heartbeat_at: int
+    conn: apsw.Connection, run_id: str, *, now_ms: int, lock: str, lock_heartbeat_at: int,
+    process_gone: bool = False,
 ) -> bool:
-    """Close one ``running`` run as ABANDONED because its ``lock`` went stale and was taken over.
+    """Close one ``running`` run as ABANDONED because its ``lock`` was taken over: it went stale,
+    or (``process_gone``) its holder's process was proven gone from this host.
 
-    The stale lock heartbeat is the evidence, whatever the run's own heartbeat says: the lock
-    heartbeat beats the run too, so a stale lock means the holder stopped (or lost the lock and
-    must not write on). Returns False if the run was not running.
+    The evidence is the lock's, whatever the run's own heartbeat says: the lock heartbeat beats
+    the run too, so a stale lock means the holder stopped (or lost the lock and must not write
+    on), and a gone process writes nothing more. Returns False if the run was not running.
     """
-    cause = f"its {lock} lock went stale and was taken over"
-    extra = {"lock": lock, "lockHeartbeatAt": lock_heartbeat_at}
+    if process_gone:
+        cause = f"its process is gone from this host and its {lock} lock was taken over"
+    else:
+        cause = f"its {lock} lock went stale and was taken over"
+    extra: dict[str, Any] = {"lock": lock, "lockHeartbeatAt": lock_heartbeat_at}
+    if process_gone:
+        extra["processGone"] = True
     with conn:
         row = conn.execute(_SELECT_RUNNING_FOR_ABANDON, (_ANY_HEARTBEAT, run_id, run_id)).fetchone()
         closed = row is not None and _abandon(conn, row, now_ms, cause, extra)

@@ -1,18 +1,22 @@
-"""Cross-process application locks (``app_locks``): ``sync`` and ``embed``.
+"""Cross-process application locks (``app_locks``): ``sync``, ``standard`` and ``embed``.
 
 A row exists only while its lock is held. Taking a lock is a compare-and-set inside one
 ``BEGIN IMMEDIATE`` transaction: SQLite lets one writer in at a time across every process on the
 file, so the read of the current row and the insert/replace cannot interleave with another
 daemon's. A holder proves it is alive by heartbeating; a row whose heartbeat is older than
 ``stale_ms`` belongs to a dead process and may be taken over — in the same transaction the dead
-holder's run is closed as ``ABANDONED`` (docs/surgical-sync.md, invariants 5 and 11).
+holder's run is closed as ``ABANDONED`` (docs/surgical-sync.md, invariants 5 and 11). A caller
+that can prove the holder's process gone (``holder_gone``: a process of this host that no longer
+runs) takes over at once, whatever the heartbeat says.
 
-``owner`` identifies a daemon process (``sync.locking.make_owner``). Ownership is not re-entrant:
-two runs of one process contend for a lock like runs of two processes do.
+``owner`` identifies a daemon process (``sync.locking.make_owner``), ``process`` the holder's
+process on its host (``sync.locking.process_identity``). Ownership is not re-entrant: two runs
+of one process contend for a lock like runs of two processes do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import apsw
@@ -22,7 +26,7 @@ from lore_daemon.protocol import LockHolder
 from lore_daemon.store import ledger
 from lore_daemon.timeutil import ms_to_datetime
 
-LOCK_NAMES: tuple[str, ...] = ("sync", "embed")
+LOCK_NAMES: tuple[str, ...] = ("sync", "standard", "embed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,7 @@ class LockInfo:
     pid: int
     acquired_at: int
     heartbeat_at: int
+    process: str | None = None  # the holder's process identity on its host; None: unknown
 
     def to_holder(self) -> LockHolder:
         """The wire form ``lore/status`` reports."""
@@ -52,16 +57,21 @@ class LockInfo:
 class AcquireResult:
     """``acquired`` tells whether we hold it now; ``holder`` is who does when we do not.
 
-    ``took_over_from`` is the stale holder we replaced (its run was marked ABANDONED).
+    ``took_over_from`` is the holder we replaced (its run was marked ABANDONED): stale, or
+    ``holder_gone`` when its process was proven gone from this host.
     """
 
     acquired: bool
     holder: LockInfo | None = None
     took_over_from: LockInfo | None = None
+    holder_gone: bool = False
+
+
+_SELECT = "SELECT name, owner, run_id, pid, acquired_at, heartbeat_at, process FROM app_locks"
 
 
 def _info(row: tuple[object, ...]) -> LockInfo:
-    name, owner, run_id, pid, acquired_at, heartbeat_at = row
+    name, owner, run_id, pid, acquired_at, heartbeat_at, process = row
     return LockInfo(
         name=str(name),
         owner=str(owner),
@@ -69,13 +79,12 @@ def _info(row: tuple[object, ...]) -> LockInfo:
         pid=int(pid),  # type: ignore[call-overload]
         acquired_at=int(acquired_at),  # type: ignore[call-overload]
         heartbeat_at=int(heartbeat_at),  # type: ignore[call-overload]
+        process=None if process is None else str(process),
     )
 
 
 def _current(conn: apsw.Connection, name: str) -> LockInfo | None:
-    row = conn.execute(
-        "SELECT name, owner, run_id, pid, acquired_at, heartbeat_at FROM app_locks WHERE name = ?", (name,)
-    ).fetchone()
+    row = conn.execute(_SELECT + " WHERE name = ?", (name,)).fetchone()
     return None if row is None else _info(row)
 
 
@@ -88,11 +97,14 @@ def try_acquire(
     pid: int,
     now_ms: int,
     stale_ms: int,
+    process: str | None = None,
+    holder_gone: Callable[[LockInfo], bool] | None = None,
 ) -> AcquireResult:
     """One compare-and-set attempt; never waits for the lock itself (only for SQLite's write lock).
 
-    No row → insert it. A row whose heartbeat is older than ``now_ms - stale_ms`` → replace it and
-    mark the old holder's run ABANDONED, atomically. Otherwise → not acquired, holder returned.
+    No row → insert it. A row whose heartbeat is older than ``now_ms - stale_ms``, or whose holder
+    ``holder_gone(holder)`` proves gone → replace it and mark the old holder's run ABANDONED,
+    atomically. Otherwise → not acquired, holder returned. ``process`` is recorded as ours.
     Must be called on a connection whose ``with conn:`` is ``BEGIN IMMEDIATE`` (the writer).
     """
     if name not in LOCK_NAMES:
@@ -103,23 +115,27 @@ def try_acquire(
             details={"lock": name},
         )
     took_over: LockInfo | None = None
+    gone = False
     with conn:
         holder = _current(conn, name)
         if holder is not None:
             if holder.heartbeat_at >= now_ms - stale_ms:
-                return AcquireResult(acquired=False, holder=holder)
+                gone = holder_gone is not None and holder_gone(holder)
+                if not gone:
+                    return AcquireResult(acquired=False, holder=holder)
             conn.execute("DELETE FROM app_locks WHERE name = ? AND owner = ?", (name, holder.owner))
             if holder.run_id is not None:
                 ledger.abandon_run(
-                    conn, holder.run_id, now_ms=now_ms, lock=name, lock_heartbeat_at=holder.heartbeat_at
+                    conn, holder.run_id, now_ms=now_ms, lock=name, lock_heartbeat_at=holder.heartbeat_at,
+                    process_gone=gone,
                 )
             took_over = holder
         conn.execute(
-            "INSERT INTO app_locks (name, owner, run_id, pid, acquired_at, heartbeat_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (name, owner, run_id, pid, now_ms, now_ms),
+            "INSERT INTO app_locks (name, owner, run_id, pid, acquired_at, heartbeat_at, process)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, owner, run_id, pid, now_ms, now_ms, process),
         )
-    return AcquireResult(acquired=True, took_over_from=took_over)
+    return AcquireResult(acquired=True, took_over_from=took_over, holder_gone=gone)
 
 
 def heartbeat_lock(conn: apsw.Connection, name: str, *, owner: str, now_ms: int) -> bool:
@@ -142,7 +158,5 @@ def release_lock(conn: apsw.Connection, name: str, *, owner: str) -> bool:
 
 def lock_holders(conn: apsw.Connection) -> list[LockInfo]:
     """Every lock held right now, by name."""
-    rows = conn.execute(
-        "SELECT name, owner, run_id, pid, acquired_at, heartbeat_at FROM app_locks ORDER BY name"
-    ).fetchall()
+    rows = conn.execute(_SELECT + " ORDER BY name").fetchall()
     return [_info(row) for row in rows]

@@ -107,6 +107,55 @@ def enqueue_jobs(conn: apsw.Connection, rows: Sequence[JobRow]) -> None:
     insert_rows(conn, _ENQUEUE_HEAD, rows, _ENQUEUE_TAIL)
 
 
+# Entities whose dependents are not final for their version: a watermark behind ``updated_at``.
+# The OR-condition is exactly the WHERE of the partial indexes ``issues_unsettled`` and
+# ``merge_requests_unsettled`` (schema/sql/0009), which the statements name (INDEXED BY: without
+# table statistics the planner would pick the project's full index): SQLite reads only those
+# entities, and a condition that stopped matching the index would fail loudly.
+def _behind(dependent: str) -> str:
+    column = f"{dependent}_synced_for_updated_at"
+    return f"{column} IS NULL OR {column} < updated_at"  # no coalesce(): SQLite matches no function
+
+
+_UNSETTLED_WHERE: Final[dict[str, str]] = {
+    "issues": " OR ".join(_behind(d) for d in ("discussions", "events")),
+    "merge_requests": " OR ".join(_behind(d) for d in ("discussions", "events", "closes_issues", "diffs")),
+}
+_UNSETTLED_JOBS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {  # table -> (entity_type, job types)
+    "issues": ("issue", ISSUE_JOB_TYPES),
+    "merge_requests": ("merge_request", MR_JOB_TYPES),
+}
+
+
+def _unsettled_sql(table: str, job_type: str) -> str:
+    """One job type's statement; names come from the constants above, values are parameters."""
+    entity_type = _UNSETTLED_JOBS[table][0]
+    select = (
+        f"SELECT project_id, '{entity_type}', iid, gitlab_id, '{job_type}', updated_at, ?2"  # noqa: S608
+        f" FROM {table} INDEXED BY {table}_unsettled WHERE project_id = ?1 AND ({_UNSETTLED_WHERE[table]})"
+        f" AND ({_behind(JOB_DEPENDENT[job_type])})"
+    )
+    return _ENQUEUE_HEAD + select + _ENQUEUE_TAIL
+
+
+_ENQUEUE_UNSETTLED: Final[dict[str, tuple[str, ...]]] = {
+    table: tuple(_unsettled_sql(table, job) for job in jobs) for table, (_, jobs) in _UNSETTLED_JOBS.items()
+}
+
+
+def enqueue_unsettled(conn: apsw.Connection, project_id: int, table: str, *, now_ms: int) -> int:
+    """Queue the dependents of every entity of ``table`` (``issues`` | ``merge_requests``) in the
+    project whose watermark is behind its ``updated_at`` — their last fetch was inside the settle
+    window, or failed, or was never made — whether or not this run's listing returned them.
+    Idempotent like ``enqueue_job``: a job already queued for that version is left as it is (its
+    backoff too). Returns how many jobs were added or moved to a newer version."""
+    added = 0
+    for sql in _ENQUEUE_UNSETTLED[table]:
+        conn.execute(sql, (project_id, now_ms))
+        added += conn.changes()
+    return added
+
+
 def claim_jobs(
     conn: apsw.Connection, *, owner: str, now_ms: int, limit: int, stale_claim_ms: int
 ) -> list[DependentJob]:

@@ -25,6 +25,7 @@ import apsw
 
 from lore_daemon import protocol
 from lore_daemon.errors import GitLabError, LoreError
+from lore_daemon.gitlab import watch_server_time
 from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.gitlab.models import ClosesIssues, Discussion, LabelEvent, MilestoneEvent, MrDiff, StateEvent
 from lore_daemon.store import dependents as store_dependents
@@ -64,6 +65,10 @@ WATERMARK_FOR_STAGE: Final[dict[str, store_dependents.DependentName]] = {
 """Stage → the ``<name>_synced_for_updated_at`` watermark it advances."""
 
 
+NO_WATERMARK: Final = -1
+"""A parent version below every real one: watermarks only move forward, so it leaves them as they are."""
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceEvents:
     """The ``events`` stage payload: all three resource-event kinds of one parent."""
@@ -79,6 +84,8 @@ class FetchedDependents:
 
     ``results`` values by stage: ``discussions`` → ``list[Discussion]``, ``events`` →
     ``ResourceEvents``, ``closesIssues`` → ``ClosesIssues``, ``diffs`` → ``list[MrDiff]``.
+    ``fetched_at_ms`` is GitLab's time (its ``Date`` header, epoch ms) of the earliest answer:
+    what the settle rule compares with the parent's ``updated_at`` (``settled``).
     """
 
     kind: EntityKind
@@ -86,6 +93,17 @@ class FetchedDependents:
     project_id: int
     results: dict[Stage, Any] = field(default_factory=dict)
     errors: dict[Stage, GitLabError] = field(default_factory=dict)
+    fetched_at_ms: int | None = None
+
+    def settled(self, parent_updated_at_ms: int, settle_ms: int) -> bool:
+        """Whether these dependents are final for the parent version ``parent_updated_at_ms``.
+
+        GitLab touches a parent for a new note or label change only when its ``updated_at`` is
+        more than a minute old (ThrottledTouch, API-NOTES §5.5), so a change made within that
+        minute leaves no trace in the listing. A fetch made at least ``settle_ms`` after the
+        parent's ``updated_at`` (both on GitLab's clock) saw every such change; an earlier one may
+        have missed some, and the parent's watermark must not claim this version yet."""
+        return self.fetched_at_ms is not None and self.fetched_at_ms >= parent_updated_at_ms + settle_ms
 
     def failures(self) -> list[protocol.EntityFailure]:
         """One ``EntityFailure`` per failed stage, in stage order."""
@@ -103,13 +121,23 @@ class DependentCounts:
     notes: int = 0
     events: int = 0
     closes_links: int = 0
+    closes_external: int = 0  # external tracker items of closes_issues: counted, never stored
     file_changes: int = 0
+
+    def add(self, other: DependentCounts) -> None:
+        self.discussions += other.discussions
+        self.notes += other.notes
+        self.events += other.events
+        self.closes_links += other.closes_links
+        self.closes_external += other.closes_external
+        self.file_changes += other.file_changes
 
     def add_to(self, counters: protocol.Counters) -> None:
         counters.discussions += self.discussions
         counters.notes += self.notes
         counters.events += self.events
         counters.closes_links += self.closes_links
+        counters.closes_external += self.closes_external
         counters.file_changes += self.file_changes
 
 
@@ -120,6 +148,24 @@ class DependentsWritten:
     outcomes: dict[str, protocol.DependentOutcome]
     touched: frozenset[SourceKey]
     counts: DependentCounts
+
+
+def settled_watermark(fetched: FetchedDependents, parent_updated_at_ms: int, settle_ms: int) -> int:
+    """The parent version a write of ``fetched`` may record in the watermarks: the parent's
+    version when the fetch settled (``FetchedDependents.settled``), else ``NO_WATERMARK``, which
+    leaves them where they are so a later standard sync fetches these dependents again."""
+    return parent_updated_at_ms if fetched.settled(parent_updated_at_ms, settle_ms) else NO_WATERMARK
+
+
+def external_closes_warning(count: int) -> str | None:
+    """The result's warning when merge requests close issues of an external tracker (a string id
+    such as ``PROJ-123``, API-NOTES §13b): counted in ``closesExternal``, not stored as links."""
+    if count == 0:
+        return None
+    return (
+        f"{count} closing reference(s) to issues of an external issue tracker (ids such as PROJ-123) "
+        "were counted (closesExternal) and not stored; the merge requests' own links were stored"
+    )
 
 
 def failure_of(
@@ -193,9 +239,11 @@ async def fetch_dependents(
     fetched = FetchedDependents(kind=kind, iid=iid, project_id=project_id)
     if not wanted:
         return fetched
-    got = await asyncio.gather(
-        *(_stage_call(client, project_id, kind, iid, stage) for stage in wanted), return_exceptions=True
-    )
+    with watch_server_time() as seen:
+        got = await asyncio.gather(
+            *(_stage_call(client, project_id, kind, iid, stage) for stage in wanted), return_exceptions=True
+        )
+    fetched.fetched_at_ms = seen.earliest_ms
     unexpected: BaseException | None = None
     for stage, outcome in zip(wanted, got, strict=True):
         if isinstance(outcome, GitLabError):
@@ -224,7 +272,8 @@ def write_dependents(
     ``conn`` must already be in a transaction: a failure (or ``cancel()`` raising, which is called
     before each stage) rolls back everything this call wrote. ``parent_id`` is the issue's or MR's
     GitLab id; ``parent_updated_at_ms`` the parent version the payloads bring the watermarks up to
-    (watermarks never move backwards). Failed stages get outcome ``failed`` and are not touched.
+    (watermarks never move backwards; ``settled_watermark`` gives it, ``NO_WATERMARK`` while the
+    fetch is inside the settle window). Failed stages get outcome ``failed`` and are not touched.
     """
     selected = set(fetched.results) | set(fetched.errors)
     if stages is not None:
@@ -275,11 +324,12 @@ def _write_stage(
         counts.events += write.rows
         return write
     if stage == "closesIssues":
-        closes: ClosesIssues = payload  # external tracker items (closes.external) are not stored yet
+        closes: ClosesIssues = payload
         write = store_dependents.replace_closes_issues(
             conn, project_id=pid, mr_id=parent_id, issues=closes.internal, now_ms=now_ms
         )
         counts.closes_links += write.rows
+        counts.closes_external += len(closes.external)  # another tracker's issues: nothing to link
         return write
     diffs: list[MrDiff] = payload
     write = store_dependents.replace_mr_diffs(conn, mr_id=parent_id, diffs=diffs, now_ms=now_ms)

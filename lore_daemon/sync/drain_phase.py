@@ -9,6 +9,12 @@ the writer thread stores whatever has arrived, one transaction per job (``write_
 Watermarks keep the work minimal: the enqueue side only queues dependents whose watermark is behind
 the parent, and a claimed job whose watermark already reached its target (or whose parent row is
 gone) is completed at claim time without a request.
+
+Settle window (SPEC §7). A fetch made less than ``sync.settle_ms`` after the parent's
+``updated_at`` (GitLab's clock) may miss a note GitLab did not touch the parent for; its data is
+written but the watermark stays behind. Before draining, ``enqueue_unsettled`` queues the
+dependents of every entity whose watermark is behind its version — whether or not this run's
+listing returned it — so the next standard sync fetches them again until a fetch settles.
 """
 
 from __future__ import annotations
@@ -97,7 +103,11 @@ def _local_states(
 
 
 def _write_results(
-    conn: apsw.Connection, ctx: RunContext, owner: str, results: list[tuple[EntityWork, FetchedDependents]]
+    conn: apsw.Connection,
+    ctx: RunContext,
+    owner: str,
+    results: list[tuple[EntityWork, FetchedDependents]],
+    settle_ms: int,
 ) -> WriteResult:
     """Store fetched dependents; failed stages back off.
 
@@ -120,15 +130,17 @@ def _write_results(
         written = WriteResult()
         try:
             with conn:
-                write_group(conn, owner, group, written)
+                write_group(conn, owner, group, written, settle_ms)
         except Exception:  # rolled back whole: find the failing job by writing them one by one
-            written = _write_one_by_one(conn, ctx, owner, group)
+            written = _write_one_by_one(conn, ctx, owner, group, settle_ms)
         out.add(written)
     ctx.check_cancelled()
     return out
 
 
-def _write_one_by_one(conn: apsw.Connection, ctx: RunContext, owner: str, units: list[Unit]) -> WriteResult:
+def _write_one_by_one(
+    conn: apsw.Connection, ctx: RunContext, owner: str, units: list[Unit], settle_ms: int
+) -> WriteResult:
     out = WriteResult()
     group = WriteResult()  # the jobs of the open transaction, counted once it commits
 
@@ -142,11 +154,29 @@ def _write_one_by_one(conn: apsw.Connection, ctx: RunContext, owner: str, units:
         group = WriteResult()
 
     write_in_groups(
-        conn, units, lambda unit: write_job(conn, owner, unit, group),
+        conn, units, lambda unit: write_job(conn, owner, unit, group, settle_ms),
         per_transaction=ctx.tuning.jobs_per_transaction, budget_s=TRANSACTION_BUDGET_S,
         should_stop=ctx.cancel_event.is_set, on_group_committed=committed, on_group_lost=lost,
     )
     return out
+
+
+def _enqueue_unsettled(conn: apsw.Connection, listed: list[tuple[int, str]]) -> int:
+    with conn:
+        now = now_ms()
+        added = sum(queue.enqueue_unsettled(conn, pid, table, now_ms=now) for pid, table in listed)
+    return added
+
+
+async def enqueue_unsettled(ctx: RunContext, clock: WriteClock, listed: list[tuple[int, str]]) -> int:
+    """Queue again the dependents of every entity of the listed ``(project id, resource)`` pairs
+    whose watermark is behind its ``updated_at`` (see the module docstring); returns how many."""
+    if not listed:
+        return 0
+    added = await clock.write(ctx, "dependents", _enqueue_unsettled, listed)
+    if added:
+        ctx.emit("report", f"{added} dependent job(s) queued again: their last fetch had not settled")
+    return added
 
 
 def release_claims(conn: apsw.Connection, owner: str) -> int:
@@ -162,6 +192,7 @@ async def drain_dependents(
     """Drain the queue until no job is due. Fetches run concurrently; writes are serial batches."""
     owner = ctx.engine.owner
     client = ctx.engine.gitlab
+    settle_ms = ctx.engine.config.sync.settle_ms
     arrived: asyncio.Queue[tuple[EntityWork, FetchedDependents | BaseException]] = asyncio.Queue()
     in_flight: set[asyncio.Task[None]] = set()
 
@@ -201,7 +232,7 @@ async def drain_dependents(
                 if isinstance(got, BaseException):
                     raise got
                 fetched.append((work, got))
-            result = await clock.write(ctx, "dependents", _write_results, ctx, owner, fetched)
+            result = await clock.write(ctx, "dependents", _write_results, ctx, owner, fetched, settle_ms)
             _record(ctx, result)
     finally:
         for task in list(in_flight):
@@ -239,6 +270,7 @@ async def _gather_hop(
 def _record(ctx: RunContext, result: WriteResult) -> None:
     ctx.counters.dependent_jobs_done += result.done
     ctx.counters.dependent_jobs_failed += len(result.failed)
+    ctx.counters.dependents_unsettled += result.unsettled
     result.counts.add_to(ctx.counters)
     ctx.failures.extend(result.failed)
     ctx.report_throttled(

@@ -1,11 +1,18 @@
 """Standard sync, phase ``ingest``: incremental listing of one project's issues, then its MRs.
 
 Listing asks GitLab for ``updated_after = cursor.updated_at - REWIND_MS`` in ``updated_at ASC``
-order (GitLab breaks ties by ``id DESC``). Items the tuple cursor covers were committed by an
-earlier run and are dropped before any write. Each remaining item is ONE transaction — a savepoint,
-SQLite's nested transaction — holding its raw payload, row, links, dirty mark and dependent jobs
-(``store.entities``), plus the cursor when it may advance; the items of a page share commits
-(``sync/batched.py``), because a commit per item was half of this phase's cost.
+order (GitLab breaks ties by ``id DESC``). Every listed item is compared with the stored row
+(``store.entities.decide``: ``updated_at`` and payload hash), including those the tuple cursor
+already covers: the rewind exists for late commits (API-NOTES §5b), items GitLab made visible with
+an ``updated_at`` older than items already listed, and dropping them by the cursor would lose
+them. A re-listed item that did not change writes nothing. Each item is ONE transaction — a
+savepoint, SQLite's nested transaction — holding its raw payload, row, links, dirty mark and
+dependent jobs (``store.entities``), plus the cursor when it may advance; the items of a page
+share commits (``sync/batched.py``), because a commit per item was half of this phase's cost.
+
+A 403 on a project's issue (or MR) listing means the feature is disabled there (or hidden from
+the user's role; API-NOTES §13c): that resource is skipped with a warning in the result and the
+other one still syncs — the token is not to blame, since the project itself was readable.
 
 Cursor rule. Because ties come in ``id DESC`` order, "the last committed item" is not a safe
 cursor: an interrupted walk could leave a same-``updated_at`` item with a lower id unprocessed
@@ -29,6 +36,7 @@ from typing import Any, Literal, TypeVar
 
 import apsw
 
+from lore_daemon.errors import GitLabForbiddenError
 from lore_daemon.gitlab.models import Fetched, Project
 from lore_daemon.store.cursors import Cursor, Resource, advance_cursor, read_cursor
 from lore_daemon.store.entities import (
@@ -89,13 +97,20 @@ class CursorWalk:
 
 @dataclass
 class PageOutcome:
+    """Counts of one page. Items the cursor already covered (re-listed by the rewind) count only
+    when they changed: ``late`` of them were late commits, written now."""
+
     ingested: int = 0
     unchanged: int = 0
     skipped_stale: int = 0
+    late: int = 0
 
-    def count(self, status: IngestStatus) -> None:
+    def count(self, status: IngestStatus, relisted: bool = False) -> None:
         if status == "ingested":
             self.ingested += 1
+            self.late += relisted
+        elif relisted:
+            return  # seen before and still the same: not news
         elif status == "unchanged":
             self.unchanged += 1
         else:
@@ -105,6 +120,7 @@ class PageOutcome:
         self.ingested += other.ingested
         self.unchanged += other.unchanged
         self.skipped_stale += other.skipped_stale
+        self.late += other.late
 
 
 def _write_page(
@@ -142,8 +158,9 @@ def _write_page_at_once(
     outcome = PageOutcome()
     safe: Cursor | None = None
     for result in results:
+        relisted = walk.covered(result.updated_at_ms, result.gitlab_id)
         safe = walk.step(result.updated_at_ms, result.gitlab_id) or safe
-        outcome.count(result.status)
+        outcome.count(result.status, relisted)
     if safe is not None:
         advance_cursor(conn, project_id, resource, safe, now_ms=now)
     return outcome
@@ -181,7 +198,7 @@ def _write_items(
         except BaseException:
             walk.restore(saved)  # the item rolled back: so does the walk
             raise
-        group.count(result.status)
+        group.count(result.status, walk.covered(result.updated_at_ms, result.gitlab_id))
 
     def committed() -> None:
         nonlocal group, group_walk
@@ -241,11 +258,34 @@ async def _prefetch(pages: AsyncIterator[list[T]], depth: int) -> AsyncGenerator
             await aclose()
 
 
-async def ingest_project(ctx: RunContext, project: Project, held: HeldLock, clock: WriteClock) -> None:
-    """Record the project, then walk its issues and MRs incrementally."""
+async def ingest_project(
+    ctx: RunContext, project: Project, held: HeldLock, clock: WriteClock
+) -> list[Resource]:
+    """Record the project, then walk its issues and MRs incrementally. Returns the resources
+    listed; one GitLab refuses with 403 (feature disabled) is skipped with a warning."""
     await clock.write(ctx, "ingest", _upsert_project, project)
+    listed: list[Resource] = []
     for resource in ("issues", "merge_requests"):
-        await _ingest_resource(ctx, project, resource, held, clock)
+        try:
+            await _ingest_resource(ctx, project, resource, held, clock)
+        except GitLabForbiddenError as exc:
+            _skip_forbidden(ctx, project, resource, exc)
+            continue
+        listed.append(resource)
+    return listed
+
+
+def _skip_forbidden(ctx: RunContext, project: Project, resource: Resource, exc: GitLabForbiddenError) -> None:
+    label = "issues" if resource == "issues" else "merge requests"
+    feature = "Issues" if resource == "issues" else "Merge requests"
+    log.warning("%s: %s skipped after HTTP 403 (%s)", project.path_with_namespace, label, exc.message)
+    ctx.warnings.append(
+        f"{project.path_with_namespace}: {label} skipped: GitLab answered 403 Forbidden to their "
+        f"listing — the project's {feature} feature is disabled, or hidden from this user's role "
+        f"(the project itself is readable, so the token is not at fault). Whatever was synced "
+        f"before stays; the other resources were synced."
+    )
+    ctx.emit("report", f"{project.path_with_namespace}: {label} skipped (HTTP 403: feature disabled?)")
 
 
 async def _ingest_resource(
@@ -284,18 +324,16 @@ async def _ingest_page(
     if ctx.cancel_event.is_set():
         raise RunCancelled("The run was cancelled.", "CANCELLED", "Retry the run when ready.")
     held.ensure_held()
-    fresh = [f for f in page if not walk.covered(iso_to_ms(f.item.updated_at), f.item.id)]
-    if not fresh:
-        return
+    # Every listed item is compared with the stored row, those the cursor covers too (late
+    # commits); only new items and changed re-listed ones count as fetched.
+    fresh = sum(1 for f in page if not walk.covered(iso_to_ms(f.item.updated_at), f.item.id))
+    outcome = await clock.write(ctx, "ingest", _write_page, ctx, project.id, resource, page, walk)
     issues = resource == "issues"
     if issues:
-        ctx.counters.issues_fetched += len(fresh)
-    else:
-        ctx.counters.mrs_fetched += len(fresh)
-    outcome = await clock.write(ctx, "ingest", _write_page, ctx, project.id, resource, fresh, walk)
-    if issues:
+        ctx.counters.issues_fetched += fresh + outcome.late
         ctx.counters.issues_ingested += outcome.ingested
     else:
+        ctx.counters.mrs_fetched += fresh + outcome.late
         ctx.counters.mrs_ingested += outcome.ingested
     ctx.counters.unchanged += outcome.unchanged
     ctx.counters.skipped_stale += outcome.skipped_stale

@@ -29,6 +29,7 @@ from lore_daemon.errors import LockTimeoutError, RunError
 from lore_daemon.store import ledger, locks
 from lore_daemon.store.connection import Database
 from lore_daemon.store.locks import AcquireResult, LockInfo
+from lore_daemon.sync.liveness import holder_gone, process_identity
 from lore_daemon.timeutil import now_ms
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,8 @@ def _try_acquire_now(
 ) -> AcquireResult:
     # The clock is read on the writer thread: the attempt may have queued behind other writes.
     return locks.try_acquire(
-        conn, name, owner=owner, run_id=run_id, pid=pid, now_ms=now_ms(), stale_ms=stale_ms
+        conn, name, owner=owner, run_id=run_id, pid=pid, now_ms=now_ms(), stale_ms=stale_ms,
+        process=process_identity(), holder_gone=holder_gone,
     )
 
 
@@ -242,7 +244,7 @@ async def _attempt(
         raise
 
 
-def _timeout_error(name: str, holder: LockInfo | None, waited_ms: int, stale_ms: int) -> LockTimeoutError:
+def lock_timeout_error(name: str, holder: LockInfo | None, waited_ms: int, stale_ms: int) -> LockTimeoutError:
     """LOCK_TIMEOUT naming the holder (run, pid, owner); never anything secret.
 
     ``retry_after_ms`` is when the lock would become free at the latest if the holder died right
@@ -288,16 +290,19 @@ async def acquire_lock(
     timeout_ms: int,
     stale_ms: int,
     on_wait: WaitCallback | None = None,
+    max_backoff_ms: int = MAX_BACKOFF_MS,
 ) -> HeldLock:
-    """Wait until ``name`` is ours (or was stale and taken over), then heartbeat it in background.
+    """Wait until ``name`` is ours (or was stale, or its holder's process is gone from this host,
+    and was taken over), then heartbeat it in background.
 
-    Polls with backoff (25 ms doubling to 500 ms), calling ``on_wait(holder, waited_ms)`` after
-    each refused attempt. Raises ``LockTimeoutError`` (LOCK_TIMEOUT) after ``timeout_ms``.
-    Cancellation propagates and leaves nothing held. Use as
+    Polls with backoff (25 ms doubling to ``max_backoff_ms``, 500 by default; interactive runs
+    poll faster), calling ``on_wait(holder, waited_ms)`` after each refused attempt. Raises
+    ``LockTimeoutError`` (LOCK_TIMEOUT) after ``timeout_ms``. Cancellation propagates and leaves
+    nothing held. Use as
     ``async with await acquire_lock(...) as held:``.
     """
     started = time.monotonic()
-    backoff_ms = MIN_BACKOFF_MS
+    backoff_ms = min(MIN_BACKOFF_MS, max_backoff_ms)
     holder: LockInfo | None = None
     while True:
         result = await _attempt(db, name, owner, run_id, stale_ms)
@@ -309,16 +314,17 @@ async def acquire_lock(
             )
             held._heartbeat.start()
             if result.took_over_from is not None:
-                log.warning("took over stale %s lock from %s", name, result.took_over_from.owner)
+                why = "whose process is gone" if result.holder_gone else "stale"
+                log.warning("took over the %s lock (%s) from %s", name, why, result.took_over_from.owner)
             return held
         if result is not None:
             holder = result.holder
         if waited_ms >= timeout_ms:
-            raise _timeout_error(name, holder, waited_ms, stale_ms)
+            raise lock_timeout_error(name, holder, waited_ms, stale_ms)
         if on_wait is not None and holder is not None:
             on_wait(holder, waited_ms)
         await asyncio.sleep(min(backoff_ms, timeout_ms - waited_ms) / 1000)
-        backoff_ms = min(backoff_ms * 2, MAX_BACKOFF_MS)
+        backoff_ms = min(backoff_ms * 2, max_backoff_ms)
 
 
 class RunHeartbeat:

@@ -21,7 +21,7 @@ from lore_daemon.errors import LoreError
 from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.gitlab.models import Fetched, Issue, MergeRequest, Project
 from lore_daemon.gitlab.targets import ResolvedTargets
-from lore_daemon.store.entities import local_entity_state
+from lore_daemon.store.entities import local_entity_state, local_project
 from lore_daemon.sync.context import RunContext
 from lore_daemon.timeutil import iso_to_ms, ms_to_datetime
 
@@ -160,23 +160,13 @@ async def resolve_project(client: GitLabClient, project: str) -> Project:
 # ------------------------------------------------------------------------------------ dry run
 
 
-def _local_project_id(conn: apsw.Connection, project: str) -> int | None:
-    """The project's GitLab id from the LOCAL projects table (a dry run may not ask GitLab)."""
-    if project.isdigit():
-        row = conn.execute("SELECT gitlab_id FROM projects WHERE gitlab_id = ?", (int(project),)).fetchone()
-    else:
-        row = conn.execute(
-            "SELECT gitlab_id FROM projects WHERE path_with_namespace = ? COLLATE NOCASE", (project,)
-        ).fetchone()
-    return None if row is None else int(row[0])
-
-
 def dry_run_entities(conn: apsw.Connection, targets: ResolvedTargets) -> list[protocol.EntityResult]:
     """Each target as ``wouldSync`` with its local state; unknown project → nothing exists locally.
 
     Runs on a read-only reader connection: it cannot write even by mistake.
     """
-    project_id = _local_project_id(conn, targets.project)
+    known = local_project(conn, targets.project)  # a dry run may not ask GitLab
+    project_id = None if known is None else known.id
     out: list[protocol.EntityResult] = []
     for kind, iid in targets_of(targets):
         state = None if project_id is None else local_entity_state(conn, project_id, kind, iid)

@@ -6,10 +6,12 @@ Shape of a run (docs/standard-sync.md, "A run, step by step"):
    rejects or a project that is not there is a configuration problem, raised as a ``LoreError``
    (the request fails; no ledger row). Transient failures here still record a ``failed`` run.
 2. Close runs of dead processes (``mark_abandoned``), write the ledger row (mode ``standard``,
-   phase ``ingest``), and wait for the ``sync`` lock while heartbeating the row.
-3. Under the lock: ``ingest`` (``ingest_phase``), ``dependents`` (``drain_phase``), ``docs``.
-   The lock's heartbeat keeps the ledger row alive.
-4. Release the lock, then ``embed`` (``docs_phase``).
+   phase ``ingest``), and wait for the ``standard`` lock (one standard sync at a time) while
+   heartbeating the row.
+3. ``ingest`` (``ingest_phase``), ``dependents`` (``drain_phase``), ``docs``, every write group
+   under the ``sync`` lock, taken and released per group (``write_lease``), so a surgical run
+   never waits for more than one group. The ``standard`` lock's heartbeat keeps the row alive.
+4. Release the ``standard`` lock, then ``embed`` (``docs_phase``).
 
 Exits: ``succeeded``, or ``partial`` when some dependent jobs or embeddings failed; a GitLab/DB
 failure ends the run ``failed`` with its error and the phase it stopped in, returned as a
@@ -41,11 +43,13 @@ from lore_daemon.gitlab.models import Project
 from lore_daemon.store import ledger
 from lore_daemon.store.locks import LockInfo
 from lore_daemon.sync.context import RunCancelled, RunContext, robot_error
+from lore_daemon.sync.dependents import external_closes_warning
 from lore_daemon.sync.docs_phase import run_docs_phase, run_standard_embed
-from lore_daemon.sync.drain_phase import drain_dependents, release_claims
+from lore_daemon.sync.drain_phase import drain_dependents, enqueue_unsettled, release_claims
 from lore_daemon.sync.ingest_phase import ingest_project
 from lore_daemon.sync.locking import HeldLock, acquire_lock, run_heartbeat
 from lore_daemon.sync.write_clock import WriteClock
+from lore_daemon.sync.write_lease import WriteLease
 from lore_daemon.timeutil import now_ms
 
 log = logging.getLogger(__name__)
@@ -114,7 +118,11 @@ async def _run(
     engine = ctx.engine
     sync_cfg = engine.config.sync
     await ctx.write(_mark_abandoned, sync_cfg.stale_lock_ms)
-    clock = WriteClock()
+    lease = WriteLease(
+        ctx, timeout_ms=sync_cfg.lock_timeout_ms, stale_ms=sync_cfg.stale_lock_ms,
+        on_wait=functools.partial(_on_lock_wait, ctx, "sync"),
+    )
+    clock = WriteClock(lease)
     held: HeldLock | None = None
     try:
         await ctx.ledger_start(protocol.RequestedTargets(projects=paths))
@@ -124,18 +132,27 @@ async def _run(
             raise early_error
         async with run_heartbeat(engine.db, ctx.run_id, stale_ms=sync_cfg.stale_lock_ms):
             held = await acquire_lock(
-                engine.db, "sync", owner=engine.owner, run_id=ctx.run_id,
+                engine.db, "standard", owner=engine.owner, run_id=ctx.run_id,
                 timeout_ms=sync_cfg.lock_timeout_ms, stale_ms=sync_cfg.stale_lock_ms,
-                on_wait=functools.partial(_on_lock_wait, ctx),
+                on_wait=functools.partial(_on_lock_wait, ctx, "standard"),
             )
-        ctx.stage_timings_ms["lockWait"] = held.waited_ms
+        clock.lock_waited_ms = held.waited_ms
+        clock.record(ctx)
+        if held.took_over_from is not None:  # the dead run's dependent jobs are ours to claim now
+            await ctx.write(release_claims, held.took_over_from.owner)
+        listed: list[tuple[int, str]] = []
         with ctx.phase_span("ingest"):
             await ctx.ledger_update()
             for project in projects:
-                await ingest_project(ctx, project, held, clock)
+                resources = await ingest_project(ctx, project, held, clock)
+                listed += [(project.id, resource) for resource in resources]
         with ctx.phase_span("dependents"):
             await ctx.ledger_update()
+            held.ensure_held()
+            await enqueue_unsettled(ctx, clock, listed)
             await drain_dependents(ctx, held, clock, stale_claim_ms=sync_cfg.stale_lock_ms)
+            if (warning := external_closes_warning(ctx.counters.closes_external)) is not None:
+                ctx.warnings.append(warning)
         with ctx.phase_span("docs"):
             await ctx.ledger_update()
             await run_docs_phase(ctx, held, clock, keep_ids=False)
@@ -172,9 +189,9 @@ async def _run(
         return _result(ctx, params, paths, "failed", error=error, failed_phase=failed_phase)
 
 
-def _on_lock_wait(ctx: RunContext, holder: LockInfo, waited_ms: int) -> None:
+def _on_lock_wait(ctx: RunContext, name: str, holder: LockInfo, waited_ms: int) -> None:
     who = f"run {holder.run_id}" if holder.run_id else f"pid {holder.pid}"
-    ctx.emit("report", f"waiting for the sync lock held by {who} ({waited_ms} ms)")
+    ctx.emit("report", f"waiting for the {name} lock held by {who} ({waited_ms} ms)")
 
 
 async def _cleanup(ctx: RunContext, held: HeldLock | None) -> None:

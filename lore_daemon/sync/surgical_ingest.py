@@ -33,24 +33,6 @@ from lore_daemon.sync.dependents import DependentsWritten, FetchedDependents, wr
 CheckCancelled = Callable[[], None]
 Target = tuple[EntityKind, int]
 
-NO_WATERMARK = -1
-"""A parent version below every real one: watermarks only move forward, so it leaves them as they are."""
-
-
-def provable_watermark(outcome: str, updated_at_ms: int) -> int:
-    """The parent version this run's dependents provably reflect (the watermark they may claim).
-
-    Surgical dependent fetches start while the primary is still being fetched, so for a target
-    whose version is NEW in this run the dependents may predate it (a note added between the two
-    requests bumps ``updated_at`` but is missing from the discussions). Claiming that version would
-    make the standard sync skip the refetch and lose the note. Only an ``unchanged`` target's
-    version is provably older than the dependent fetch: it was stored (``last_seen_at``) before
-    this run's preflight started, or the stale guard would have skipped it. Otherwise the
-    watermarks stay where they were, so the standard sync refetches these dependents once.
-    """
-    return updated_at_ms if outcome == "unchanged" else NO_WATERMARK
-
-
 def ingest_primaries(
     conn: apsw.Connection,
     project: Project,

@@ -22,10 +22,17 @@ from lore_daemon.gitlab.models import Project
 from lore_daemon.gitlab.targets import ResolvedTargets
 from lore_daemon.recovery import error_actions, partial_actions, preflight_failed_actions
 from lore_daemon.store import ledger
+from lore_daemon.store.entities import local_project
 from lore_daemon.store.keys import SourceKey
 from lore_daemon.store.locks import LockInfo
 from lore_daemon.sync.context import RunContext, robot_error
-from lore_daemon.sync.dependents import STAGES_FOR, FetchedDependents, fetch_dependents
+from lore_daemon.sync.dependents import (
+    STAGES_FOR,
+    FetchedDependents,
+    external_closes_warning,
+    fetch_dependents,
+    settled_watermark,
+)
 from lore_daemon.sync.embed import run_embed_phase
 from lore_daemon.sync.locking import HeldLock, acquire_lock, run_heartbeat
 from lore_daemon.sync.preflight import (
@@ -39,7 +46,6 @@ from lore_daemon.sync.preflight import (
 from lore_daemon.sync.surgical_ingest import (
     clear_dirty_rows,
     ingest_primaries,
-    provable_watermark,
     regenerate_target_documents,
     write_target_dependents,
 )
@@ -50,6 +56,10 @@ if TYPE_CHECKING:
     from lore_daemon.engine import Engine, ProgressSink
 
 log = logging.getLogger(__name__)
+
+INTERACTIVE_LOCK_POLL_MS = 50
+"""A surgical run polls a busy ``sync`` lock at least this often: a standard sync holds it for one
+write group at a time (``write_lease``), so it frees up within tens of milliseconds."""
 
 
 def _label(target: Target) -> str:
@@ -159,11 +169,15 @@ class SurgicalRun:
         ctx, client = self.ctx, self.engine.gitlab
         self.preflight_started_ms = now_ms()  # the stale guard (docs/surgical-sync.md, invariant 6)
         with ctx.phase_span("preflight", f"fetching {self.targets.count} target(s)"):
-            try:
-                project = await resolve_project(client, self.targets.project)
-            except LoreError as exc:
-                ctx.failures.extend(project_failures(self.targets, exc))
-                raise
+            # A project this mirror has resolved before is not asked for again (its numeric id is
+            # kept, SPEC §6): the primaries and their dependents go out at once, one round trip.
+            project = await self.engine.db.read(local_project, self.targets.project)
+            if project is None:
+                try:
+                    project = await resolve_project(client, self.targets.project)
+                except LoreError as exc:
+                    ctx.failures.extend(project_failures(self.targets, exc))
+                    raise
             fetched = await fetch_primaries(
                 client, project.id, self.targets, fetch_reporter(ctx),
                 on_started=functools.partial(self._start_dependents, project.id),
@@ -192,7 +206,7 @@ class SurgicalRun:
             self.lock = await acquire_lock(
                 engine.db, "sync", owner=engine.owner, run_id=ctx.run_id,
                 timeout_ms=engine.config.sync.lock_timeout_ms, stale_ms=engine.config.sync.stale_lock_ms,
-                on_wait=self._on_lock_wait,
+                on_wait=self._on_lock_wait, max_backoff_ms=INTERACTIVE_LOCK_POLL_MS,
             )
             waited = self.lock.waited_ms
             ctx.stage_timings_ms["lockWait"] = waited
@@ -235,16 +249,21 @@ class SurgicalRun:
                 for task in sorted(done, key=lambda t: self.table.order(pending[t])):
                     entity = self.table.get(pending.pop(task))
                     await self._write_dependents(entity, task.result())
+            if (warning := external_closes_warning(ctx.counters.closes_external)) is not None:
+                ctx.warnings.append(warning)
 
     async def _write_dependents(self, entity: EntityState, fetched: FetchedDependents) -> None:
         ctx = self.ctx
         assert self.lock is not None and entity.gitlab_id is not None
         self.lock.ensure_held()
+        # Watermarks claim the version only when the fetch settled (docs/surgical-sync.md,
+        # "Settled watermarks"); otherwise the next standard sync fetches these dependents again.
+        settle_ms = self.engine.config.sync.settle_ms
+        watermark = settled_watermark(fetched, entity.updated_at_ms, settle_ms)
         written = await ctx.write(
             functools.partial(
                 write_target_dependents, fetched=fetched, parent_id=entity.gitlab_id,
-                parent_updated_at_ms=provable_watermark(entity.outcome, entity.updated_at_ms),
-                now_ms=now_ms(), check_cancelled=ctx.check_cancelled,
+                parent_updated_at_ms=watermark, now_ms=now_ms(), check_cancelled=ctx.check_cancelled,
             )
         )
         failures = fetched.failures()
@@ -253,7 +272,10 @@ class SurgicalRun:
         entity.dependents = dict(written.outcomes)
         entity.touched |= written.touched
         written.counts.add_to(ctx.counters)
-        ctx.counters.dependent_jobs_done += sum(1 for o in written.outcomes.values() if o != "failed")
+        stages_written = sum(1 for o in written.outcomes.values() if o != "failed")
+        ctx.counters.dependent_jobs_done += stages_written
+        if watermark != entity.updated_at_ms:
+            ctx.counters.dependents_unsettled += stages_written
         ctx.counters.dependent_jobs_failed += len(failures)
         ctx.failures.extend(failures)
         self._report(entity, "dependents", "partial" if failures else "synced")

@@ -30,6 +30,7 @@ from typing import Any
 
 import apsw
 
+from lore_daemon.config import SyncConfig
 from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.gitlab.models import Fetched, Project
 from lore_daemon.store import migrate, open_connection
@@ -40,6 +41,7 @@ from lore_daemon.tuning import Tuning
 
 OWNER = "bench-replay"
 STALE_CLAIM_MS = 600_000
+SETTLE_MS = SyncConfig().settle_ms
 RESOURCES: tuple[Resource, ...] = ("issues", "merge_requests")
 PHASES = ("ingest", "dependents", "docs")
 
@@ -148,7 +150,7 @@ def _drain_dependents(conn: apsw.Connection, run: Any, captured: Captured, watch
             pairs = [(w, payloads[(w.kind, w.iid)]) for w in claimed.work]
             for start in range(0, len(pairs), run.tuning.hop_parents):
                 hop = pairs[start:start + run.tuning.hop_parents]
-                watch.time(drain_phase._write_results, conn, run, OWNER, hop)
+                watch.time(drain_phase._write_results, conn, run, OWNER, hop, SETTLE_MS)
 
 
 def _drain_docs(conn: apsw.Connection, run: Any) -> None:

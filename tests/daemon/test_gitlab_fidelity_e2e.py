@@ -135,6 +135,8 @@ async def test_keyset_pages_external_trackers_and_an_older_gitlab_all_sync(
     finally:
         conn.close()
     assert links == internal  # internal links stored; external items did not fail the page
+    assert first["counters"]["closesExternal"] == len(external)  # counted, reported, not stored
+    assert [w for w in first["warnings"] if "external issue tracker" in w]
 
     sim.control.set_option("keyset_issues", False)  # the same data from a GitLab before 18.3
     sim.control.mutate("bump_issue", project=PROJECT, iid=4)

@@ -16,6 +16,10 @@ from lore_daemon.errors import StoreError
 from lore_daemon.store import Database, available_migrations, open_connection, wal_checkpoint, wrap_db_errors
 from lore_daemon.store.connection import WAL_AUTOCHECKPOINT_PAGES, WAL_SIZE_LIMIT_BYTES
 
+LOCK_ROW = (
+    "INSERT INTO app_locks (name, owner, run_id, pid, acquired_at, heartbeat_at) VALUES (?, ?, NULL, 1, 1, 1)"
+)
+
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
@@ -157,7 +161,7 @@ async def test_async_read_is_not_blocked_by_an_open_write(tmp_path: Path) -> Non
 
     def long_write(conn: apsw.Connection) -> None:
         with conn:
-            conn.execute("INSERT INTO app_locks VALUES ('sync', 'me', NULL, 1, 1, 1)")
+            conn.execute(LOCK_ROW, ("sync", "me"))
             entered.set()
             release.wait(10)
 
@@ -185,7 +189,7 @@ async def test_cancelling_the_awaiting_task_does_not_interrupt_the_function(tmp_
         started.set()
         go.wait(10)
         with conn:
-            conn.execute("INSERT INTO app_locks VALUES ('embed', 'me', NULL, 1, 1, 1)")
+            conn.execute(LOCK_ROW, ("embed", "me"))
 
     try:
         task = asyncio.ensure_future(db.write(write))
@@ -289,6 +293,6 @@ def test_wal_checkpoint_moves_everything_into_the_main_file(tmp_path: Path) -> N
 
 def test_database_checkpoint(tmp_path: Path) -> None:
     with Database(tmp_path / "lore.db") as db:
-        db.write_sync(lambda c: c.execute("INSERT INTO app_locks VALUES ('sync', 'o', NULL, 1, 1, 1)"))
+        db.write_sync(lambda c: c.execute(LOCK_ROW, ("sync", "o")))
         assert not db.checkpoint().busy
         assert os.path.getsize(tmp_path / "lore.db-wal") == 0

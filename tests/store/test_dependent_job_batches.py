@@ -11,6 +11,7 @@ from typing import Any, cast
 import apsw
 import pytest
 
+from lore_daemon.config import SyncConfig
 from lore_daemon.errors import GitLabError
 from lore_daemon.store import discussions
 from lore_daemon.store.entities import ingest_issue
@@ -20,6 +21,7 @@ from lore_daemon.sync.dependents import FetchedDependents, ResourceEvents
 from lore_daemon.tuning import DEFAULT_TUNING, Tuning
 
 OWNER = "test-owner"
+SETTLE_MS = SyncConfig().settle_ms
 ISSUES = 6  # two jobs each: discussions, resource_events
 
 
@@ -68,7 +70,7 @@ def test_jobs_share_transactions_and_a_failed_fetch_backs_off_alone(
     boom = GitLabError("upstream broke", "GITLAB_UNAVAILABLE", http_status=503)
     pairs = _claimed_and_fetched(store_db, gl, errors={3: boom})
     ctx = _context(Tuning(jobs_per_transaction=5))  # 12 jobs: three transactions
-    out = drain_phase._write_results(store_db, ctx, OWNER, pairs)
+    out = drain_phase._write_results(store_db, ctx, OWNER, pairs, SETTLE_MS)
     assert out.done == 2 * ISSUES - 1 and [(f.iid, f.stage) for f in out.failed] == [(3, "events")]
     assert out.counts.discussions == ISSUES and out.counts.notes == ISSUES
     assert _queued(store_db) == [(3, "resource_events", 1)]
@@ -96,7 +98,7 @@ def test_a_job_that_raises_rolls_back_alone_and_the_jobs_before_it_commit(
     monkeypatch.setattr(discussions, "note_row", poisoned)
     monkeypatch.setattr(drain_phase, "write_group", counting_group)
     with pytest.raises(RuntimeError, match="bug in job 7"):
-        drain_phase._write_results(store_db, _context(), OWNER, pairs)
+        drain_phase._write_results(store_db, _context(), OWNER, pairs, SETTLE_MS)
     # The group (all 12 jobs) rolled back whole, then went job by job: jobs 1-6 (issues 1-3)
     # committed; job 7 (issue 4's discussions) left nothing behind; 8-12 never ran.
     assert group_attempts == 1
@@ -113,7 +115,7 @@ def test_a_group_is_written_in_a_handful_of_statements_with_the_same_outcome(
     pairs = _claimed_and_fetched(store_db, gl)
     statements: list[str] = []
     store_db.set_profile(lambda sql, _ns: statements.append(sql))
-    out = drain_phase._write_results(store_db, _context(), OWNER, pairs)
+    out = drain_phase._write_results(store_db, _context(), OWNER, pairs, SETTLE_MS)
     store_db.set_profile(None)
     assert out.done == 2 * ISSUES and not out.failed
     assert out.counts.discussions == ISSUES and out.counts.notes == ISSUES
@@ -144,7 +146,7 @@ def test_cancellation_commits_the_finished_groups_and_stops_before_the_next(
 
     monkeypatch.setattr(drain_phase, "write_group", cancel_during_the_second)
     with pytest.raises(RunCancelled):
-        drain_phase._write_results(store_db, ctx, OWNER, pairs)
+        drain_phase._write_results(store_db, ctx, OWNER, pairs, SETTLE_MS)
     assert calls == 2 and len(_queued(store_db)) == 2 * ISSUES - 8
     assert store_db.execute("SELECT count(*) FROM discussions").fetchone() == (4,)  # issues 1-4
     assert not store_db.in_transaction

@@ -99,6 +99,31 @@ def test_stale_takeover_marks_the_holders_run_abandoned(conn: apsw.Connection) -
     assert [h.owner for h in locks.lock_holders(conn)] == ["B"]
 
 
+def test_a_fresh_holder_proven_gone_is_taken_over_at_once(conn: apsw.Connection) -> None:
+    _start_run(conn, "ra", T0, phase="docs")
+    assert locks.try_acquire(conn, "standard", owner="A", run_id="ra", pid=100, now_ms=T0, stale_ms=STALE,
+                             process="boot/ns/123").acquired
+    [recorded] = locks.lock_holders(conn)
+    assert recorded.process == "boot/ns/123"
+    asked: list[locks.LockInfo] = []
+
+    def alive(holder: locks.LockInfo) -> bool:
+        asked.append(holder)
+        return False
+
+    refused = locks.try_acquire(conn, "standard", owner="B", run_id=None, pid=2, now_ms=T0 + 10,
+                                stale_ms=STALE, holder_gone=alive)
+    assert not refused.acquired and [h.owner for h in asked] == ["A"]
+    taken = locks.try_acquire(conn, "standard", owner="B", run_id="rb", pid=2, now_ms=T0 + 20,
+                              stale_ms=STALE, holder_gone=lambda holder: holder.process == "boot/ns/123")
+    assert taken.acquired and taken.holder_gone and taken.took_over_from is not None
+    dead = ledger.get_run(conn, "ra")
+    assert dead is not None and dead.error is not None and dead.error.code == "ABANDONED"
+    assert dead.error.details == {"phase": "docs", "owner": "o", "pid": 1, "lastHeartbeatAt": T0,
+                                  "lock": "standard", "lockHeartbeatAt": T0, "processGone": True}
+    assert "its process is gone from this host" in dead.error.message
+
+
 def test_unknown_lock_name_is_a_typed_error(conn: apsw.Connection) -> None:
     with pytest.raises(StoreError) as err:
         locks.try_acquire(conn, "index", owner="A", run_id=None, pid=1, now_ms=T0, stale_ms=STALE)

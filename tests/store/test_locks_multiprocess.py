@@ -27,10 +27,12 @@ STALE_MS = 600
 
 
 class Child:
-    def __init__(self, db_path: Path, run_id: str, *, hold_ms: int, timeout_ms: int = 15_000) -> None:
+    def __init__(
+        self, db_path: Path, run_id: str, *, hold_ms: int, timeout_ms: int = 15_000, stale_ms: int = STALE_MS
+    ) -> None:
         self.run_id = run_id
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), str(db_path), run_id, str(hold_ms), str(STALE_MS), str(timeout_ms)],
+            [sys.executable, str(CHILD), str(db_path), run_id, str(hold_ms), str(stale_ms), str(timeout_ms)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         self.events: list[dict[str, Any]] = []
@@ -118,35 +120,45 @@ def test_second_process_waits_and_never_overlaps(db_path: Path, children: list[C
         conn.close()
 
 
-def test_killed_holder_is_taken_over_only_after_it_goes_stale(db_path: Path, children: list[Child]) -> None:
-    holder = Child(db_path, "run-0", hold_ms=-1)
+def _dead_run(db_path: Path, run_id: str) -> ledger.SyncRun:
+    conn = open_connection(db_path)
+    try:
+        dead = ledger.get_run(conn, run_id)
+    finally:
+        conn.close()
+    assert dead is not None
+    assert (dead.status, dead.phase, dead.failed_phase) == ("failed", "failed", "dependents")
+    assert dead.error is not None and dead.error.code == "ABANDONED" and dead.error.retryable
+    assert dead.error.details["lock"] == "sync"
+    assert dead.suggested_retry is not None and dead.suggested_retry.kind == "retryRun"
+    return dead
+
+
+def test_killed_holder_is_taken_over_at_once(db_path: Path, children: list[Child]) -> None:
+    # A stale window of a minute: only the proof that the holder's process is gone from this host
+    # lets the waiter in within seconds (a retry right after a crash used to wait 30-60 s).
+    long_stale = 60_000
+    holder = Child(db_path, "run-0", hold_ms=-1, stale_ms=long_stale)
     children.append(holder)
     holder.wait_for("acquired")
     for generation in (1, 2):  # kill the holder twice: each time the waiting process takes over
-        waiter = Child(db_path, f"run-{generation}", hold_ms=-1 if generation == 1 else 50)
+        hold_ms = -1 if generation == 1 else 50
+        waiter = Child(db_path, f"run-{generation}", hold_ms=hold_ms, stale_ms=long_stale)
         children.append(waiter)
         waiting = waiter.wait_for("waiting")
         assert waiting["holderRunId"] == holder.run_id
 
-        holder.kill()  # mid-hold, while it writes ledger updates every few ms
+        holder.kill()  # mid-hold, while it writes ledger updates every few ms (and reaped)
         assert _integrity(db_path) == "ok"
 
         acquired = waiter.wait_for("acquired")
         took = acquired["tookOverFrom"]
         assert took is not None and (took["runId"], took["pid"]) == (holder.run_id, holder.proc.pid)
-
-        conn = open_connection(db_path)
-        try:
-            dead = ledger.get_run(conn, holder.run_id)
-        finally:
-            conn.close()
-        assert dead is not None
-        assert (dead.status, dead.phase, dead.failed_phase) == ("failed", "failed", "dependents")
-        assert dead.error is not None and dead.error.code == "ABANDONED" and dead.error.retryable
-        # Taken over only once the dead holder's lock heartbeat was older than the stale window.
-        assert dead.error.details["lock"] == "sync"
-        assert acquired["t"] - dead.error.details["lockHeartbeatAt"] > STALE_MS
-        assert dead.suggested_retry is not None and dead.suggested_retry.kind == "retryRun"
+        dead = _dead_run(db_path, holder.run_id)
+        assert dead.error is not None and dead.error.details["processGone"] is True
+        assert "its process is gone from this host" in dead.error.message
+        # Taken over well before the lock could have gone stale.
+        assert acquired["t"] - dead.error.details["lockHeartbeatAt"] < long_stale / 4
         holder = waiter
 
     assert holder.finish() == 0
@@ -159,3 +171,31 @@ def test_killed_holder_is_taken_over_only_after_it_goes_stale(db_path: Path, chi
         conn.close()
     assert statuses == {"run-0": "failed", "run-1": "failed", "run-2": "succeeded"}
     assert os.path.getsize(db_path) > 0
+
+
+def test_a_live_but_hung_holder_is_taken_over_only_after_it_goes_stale(
+    db_path: Path, children: list[Child]
+) -> None:
+    # SIGSTOP: the process is there (same pid, same start time) but writes and heartbeats nothing.
+    holder = Child(db_path, "run-hung", hold_ms=-1)
+    children.append(holder)
+    holder.wait_for("acquired")
+    waiter = Child(db_path, "run-next", hold_ms=50)
+    children.append(waiter)
+    assert waiter.wait_for("waiting")["holderRunId"] == "run-hung"
+    holder.proc.send_signal(signal.SIGSTOP)
+    try:
+        acquired = waiter.wait_for("acquired")
+        took = acquired["tookOverFrom"]
+        assert took is not None and took["runId"] == "run-hung"
+        dead = _dead_run(db_path, "run-hung")
+        assert dead.error is not None and "processGone" not in dead.error.details
+        assert "went stale" in dead.error.message
+        # Only once the hung holder's lock heartbeat was older than the stale window.
+        assert acquired["t"] - dead.error.details["lockHeartbeatAt"] > STALE_MS
+    finally:
+        holder.proc.send_signal(signal.SIGCONT)
+    assert waiter.finish() == 0
+    # Woken up, the old holder sees another process holding its lock and exits (lock_child.py).
+    holder.proc.wait(timeout=15)
+    assert _integrity(db_path) == "ok"

@@ -9,8 +9,9 @@ from lore_daemon.engine import Engine
 from lore_daemon.sim import SimServer
 from lore_daemon.sync.standard import run_standard_sync
 from lore_daemon.sync.surgical import run_surgical_sync
+from lore_daemon.timeutil import iso_to_ms
 
-from .conftest import PROJECT, rows, surgical
+from .conftest import PROJECT, connect, rows, surgical
 from .truth import differences, mirror_of, truth_of
 
 
@@ -61,4 +62,39 @@ async def test_dependents_older_than_the_new_version_are_refetched_by_standard_s
     # ...so the next standard sync refetches them and the mirror converges on the truth.
     standard = await run_standard_sync(engine, protocol.SyncParams())
     assert standard.status == "succeeded"
+    assert differences(truth_of(sim, PROJECT), mirror_of(engine.db.path, 1)) == []
+
+
+def _discussions_watermark(engine: Engine, iid: int) -> int | None:
+    conn = connect(engine.db.path)
+    try:
+        sql = "SELECT discussions_synced_for_updated_at FROM issues WHERE iid = ?"
+        row = conn.execute(sql, (iid,)).fetchone()
+    finally:
+        conn.close()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+async def test_dependents_fetched_inside_the_settle_window_are_fetched_again_by_standard_sync(
+    engine: Engine, sim: SimServer
+) -> None:
+    # Surgical sync follows the settle rule (SPEC §7): a fetch made less than settle_ms after the
+    # parent's updated_at (GitLab's clock) is stored but not final, so a comment GitLab does not
+    # touch the parent for (ThrottledTouch) still reaches the mirror through the next standard sync.
+    assert (await run_standard_sync(engine, protocol.SyncParams())).status == "succeeded"
+    bumped = sim.control.mutate("bump_issue", project=PROJECT, iid=9)
+    result = await run_surgical_sync(engine, surgical(issues=[9, 10]))
+    assert result.status == "succeeded"
+    assert [e.outcome for e in result.entities] == ["ingested", "unchanged"]
+    assert result.counters.dependents_unsettled == 2  # #9's discussions and events, not #10's
+    assert (_discussions_watermark(engine, 9) or 0) < iso_to_ms(bumped["updated_at"])
+
+    sim.control.advance_clock(20_000)
+    note = sim.control.mutate("add_note", project=PROJECT, kind="issue", iid=9, body="said in passing")
+    assert note["touched"] is False
+    sim.control.advance_clock(120_000)
+
+    standard = await run_standard_sync(engine, protocol.SyncParams())
+    assert standard.status == "succeeded"
+    assert _discussions_watermark(engine, 9) == iso_to_ms(bumped["updated_at"])
     assert differences(truth_of(sim, PROJECT), mirror_of(engine.db.path, 1)) == []

@@ -127,9 +127,9 @@ async def test_cancel_mid_dependents_releases_claims(
     jobs_written = 0
     counted = drain_phase.write_group
 
-    def counting(conn: Any, owner: str, units: list[Any], into: Any) -> None:
+    def counting(conn: Any, owner: str, units: list[Any], into: Any, settle_ms: int) -> None:
         nonlocal jobs_written
-        counted(conn, owner, units, into)
+        counted(conn, owner, units, into, settle_ms)
         jobs_written += len(units)  # no fetch fails here: every job of a written group completes
 
     monkeypatch.setattr(drain_phase, "write_group", counting)

@@ -17,6 +17,7 @@
     ├── StoreError                  DB_ERROR
     │   └── LockTimeoutError        LOCK_TIMEOUT
     ├── RunError                    PREFLIGHT_FAILED, ABANDONED, CANCELLED
+    ├── NotInMirrorError            NOT_IN_MIRROR (a read found no local copy and may not sync)
     ├── InvalidParamsError          INVALID_PARAMS
     └── ProtocolError               PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND
 
@@ -158,6 +159,13 @@ CODES: dict[str, CodeInfo] = {
         RPC_REQUEST_CANCELLED,
         ("retryRun",),
     ),
+    "NOT_IN_MIRROR": CodeInfo(
+        "The issue or merge request is not in the local mirror, and the read was offline or had "
+        "no maxAgeMs to sync it with.",
+        False,
+        RPC_REQUEST_FAILED,
+        ("syncTarget",),
+    ),
     "INTERNAL": CodeInfo("An unexpected internal error.", False, RPC_INTERNAL_ERROR, ()),
     # Protocol-level failures: the message itself could not be served (no method ran).
     "PARSE_ERROR": CodeInfo(
@@ -263,6 +271,10 @@ class LockTimeoutError(StoreError):
 
 class RunError(LoreError):
     pass
+
+
+class NotInMirrorError(LoreError):
+    """A read (``lore/get``) found no local copy and was not allowed to sync one."""
 
 
 class InvalidParamsError(LoreError):

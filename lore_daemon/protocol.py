@@ -27,7 +27,8 @@ EntityOutcome = Literal["ingested", "unchanged", "skippedStale", "failed", "woul
 DependentOutcome = Literal["synced", "unchanged", "failed", "skipped"]
 ProgressEvent = Literal["begin", "report", "end"]
 ActionKind = Literal[
-    "retryRun", "retryFailedEntities", "waitAndRetry", "fixToken", "fixConfig", "checkTarget", "inspectRun"
+    "retryRun", "retryFailedEntities", "waitAndRetry", "fixToken", "fixConfig", "checkTarget", "inspectRun",
+    "syncTarget",
 ]
 
 MAX_SURGICAL_ENTITIES = 100
@@ -367,7 +368,7 @@ BRIDGE_EXIT_CODES: dict[int, str] = {
     2: "usage error or invalid params (INVALID_PARAMS, INVALID_TARGET, MIXED_PROJECTS, ...)",
     3: "configuration or token problem (CONFIG_*, TOKEN_NOT_SET)",
     4: "GitLab refused the token (GITLAB_AUTH_FAILED, GITLAB_FORBIDDEN)",
-    5: "a target was not found or preflight failed (GITLAB_NOT_FOUND, PREFLIGHT_FAILED)",
+    5: "a target was not found or preflight failed (GITLAB_NOT_FOUND, PREFLIGHT_FAILED, NOT_IN_MIRROR)",
     6: "transient GitLab failure (GITLAB_RATE_LIMITED, GITLAB_UNAVAILABLE, GITLAB_BAD_RESPONSE)",
     7: "the sync lock could not be taken in time (LOCK_TIMEOUT)",
     8: "the run ended partial: primaries written, some dependents failed",

@@ -18,6 +18,8 @@ import msgspec
 from lore_daemon import protocol
 from lore_daemon.errors import CODES, LoreError
 from lore_daemon.protocol import RecoveryAction, RpcRequest
+from lore_daemon.protocol_read import GetParams
+from lore_daemon.services.read_commands import read_command
 from lore_daemon.services.spec import Call
 from lore_daemon.sync import recovery
 
@@ -80,7 +82,7 @@ def command_for(call: Call) -> str | None:
         return "lore status"
     if isinstance(p, protocol.RobotDocsParams):
         return "lore robot-docs"
-    return None
+    return read_command(p)
 
 
 def _check_targets(exc: LoreError, call: Call) -> RecoveryAction | None:
@@ -112,6 +114,12 @@ def _one(kind: str, exc: LoreError, call: Call) -> RecoveryAction | None:
         return recovery.fix_token_action(str(exc.details.get("env") or "GITLAB_TOKEN"))
     if kind == "checkTarget":
         return _check_targets(exc, call)
+    if kind == "syncTarget" and isinstance(call.params, GetParams):
+        again = Call(call.method, msgspec.structs.replace(call.params, max_age_ms=0, offline=False))
+        title = "Sync it from GitLab and read it (lore/get with maxAgeMs 0)"
+        return RecoveryAction(
+            kind="syncTarget", title=title, request=same_request(again), command=command_for(again)
+        )
     if request is None:
         return None
     if kind == "waitAndRetry":

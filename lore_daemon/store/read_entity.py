@@ -110,7 +110,23 @@ SELECT old_path, new_path, new_file, renamed_file, deleted_file FROM mr_file_cha
 WHERE merge_request_id = ? ORDER BY new_path, old_path
 """
 
-_position = msgspec.json.Decoder(NotePosition)
+
+
+class _StoredPosition(msgspec.Struct):
+    """``notes.position_json``: the position as GitLab sent it (snake_case, unknown keys ignored)."""
+
+    position_type: str | None = None
+    base_sha: str | None = None
+    start_sha: str | None = None
+    head_sha: str | None = None
+    old_path: str | None = None
+    new_path: str | None = None
+    old_line: int | None = None
+    new_line: int | None = None
+    line_range: dict[str, Any] | None = None
+
+
+_position = msgspec.json.Decoder(_StoredPosition)
 
 
 def load_detail(
@@ -187,9 +203,11 @@ def _note(row: Sequence[Any]) -> Note:
     position: NotePosition | None = None
     if position_json:
         try:
-            position = _position.decode(position_json)
+            stored = _position.decode(position_json)
         except msgspec.DecodeError:  # kept as sent; show the columns the store extracted
-            position = None
+            pass
+        else:
+            position = NotePosition(**msgspec.structs.asdict(stored))
     if position is None and (old_path or new_path):
         position = NotePosition(old_path=old_path, new_path=new_path, old_line=old_line, new_line=new_line)
     return Note(

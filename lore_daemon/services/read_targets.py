@@ -99,7 +99,7 @@ def _reference(config: Config, chunk: str, hint: str | None) -> Reference | None
     if chunk.lower().startswith(("http://", "https://")):
         try:
             resolved = resolve_targets(protocol.TargetParams(refs=[chunk]), config.gitlab.base_url)
-        except LoreError:
+        except LoreError:  # another host, not an issue/MR URL...: the word is just text
             return None
         if resolved.issues:
             return Reference(resolved.project, "issue", resolved.issues[0])

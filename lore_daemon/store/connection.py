@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -64,11 +65,37 @@ WAL_AUTOCHECKPOINT_PAGES = 16000
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 
+# SQLite's own busy-timeout schedule (ms): short sleeps first, then 100 ms at a time.
+_BUSY_DELAYS_MS = (1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100)
+
+
+def busy_waiter(timeout_ms: int) -> Callable[[int], bool]:
+    """A busy handler that waits up to ``timeout_ms`` on SQLite's schedule, sleeping in Python.
+
+    Why not ``set_busy_timeout``: apsw runs ``BEGIN``/``COMMIT`` of ``with conn:`` through
+    ``sqlite3_exec`` without releasing the GIL, so SQLite's own busy sleep there holds it. When
+    another process holds the write lock, every thread of the daemon — the event loop and the
+    readers included — then stood still for the whole wait (measured: 5 s). ``time.sleep``
+    releases the GIL, so here only the waiting thread waits.
+    """
+
+    def handler(prior_calls: int) -> bool:
+        slept = sum(_BUSY_DELAYS_MS[: min(prior_calls, len(_BUSY_DELAYS_MS))])
+        slept += max(0, prior_calls - len(_BUSY_DELAYS_MS)) * _BUSY_DELAYS_MS[-1]
+        delay = _BUSY_DELAYS_MS[min(prior_calls, len(_BUSY_DELAYS_MS) - 1)]
+        if slept >= timeout_ms:
+            return False
+        time.sleep(min(delay, timeout_ms - slept) / 1000)
+        return True
+
+    return handler
+
+
 def open_connection(
     path: str | Path, *, readonly: bool = False, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
 ) -> apsw.Connection:
     """Open a configured connection: WAL, foreign keys, synchronous=NORMAL, temp_store=MEMORY
-    (writers), busy timeout.
+    (writers), a busy wait of ``busy_timeout_ms`` that never holds the GIL (:func:`busy_waiter`).
 
     A writer (``readonly=False``) creates the parent directories and a 0600 file when missing, and
     gets ``transaction_mode = "IMMEDIATE"``. A reader opens the file read-only (it must exist), so
@@ -85,7 +112,7 @@ def open_connection(
             _create_private_file(Path(name))
     conn = apsw.Connection(name, flags=flags, statementcachesize=STATEMENT_CACHE_SIZE)
     try:
-        conn.set_busy_timeout(busy_timeout_ms)
+        conn.set_busy_handler(busy_waiter(busy_timeout_ms))
         # Double-quoted string literals silently become strings when a column name is misspelt.
         conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
         conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)

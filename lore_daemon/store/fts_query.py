@@ -93,10 +93,16 @@ def _parse(text: str, tokenize: Tokenize) -> tuple[list[list[_Item]], list[_Item
 
 
 def _join(groups: list[list[_Item]], negated: list[_Item]) -> str:
-    ors = " OR ".join("(" + " AND ".join(i.phrase for i in group) + ")" for group in groups)
+    """``a AND b OR c`` as FTS5 text, parenthesised only where an operator needs it."""
+    ands = [" AND ".join(i.phrase for i in group) for group in groups]
+    if len(groups) > 1:
+        ands = [f"({a})" if len(group) > 1 else a for a, group in zip(ands, groups, strict=True)]
+    expression = " OR ".join(ands)
     if not negated:
-        return ors
-    return f"({ors}) " + " ".join(f"NOT {i.phrase}" for i in negated)
+        return expression
+    if len(groups) > 1 or len(groups[0]) > 1:
+        expression = f"({expression})"
+    return expression + "".join(f" NOT {i.phrase}" for i in negated)
 
 
 def fts_query(text: str, tokenize: Tokenize) -> FtsQuery:

@@ -6,7 +6,10 @@ import asyncio
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import apsw
@@ -29,7 +32,7 @@ def test_writer_pragmas_and_private_file(tmp_path: Path) -> None:
         assert conn.pragma("foreign_keys") == 1
         assert conn.pragma("synchronous") == 1  # NORMAL
         assert conn.pragma("temp_store") == 2  # MEMORY
-        assert conn.pragma("busy_timeout") == 1234
+        assert conn.pragma("busy_timeout") == 0  # the wait is busy_waiter's (it releases the GIL)
         assert conn.pragma("wal_autocheckpoint") == WAL_AUTOCHECKPOINT_PAGES == 16_000
         assert conn.pragma("journal_size_limit") == WAL_SIZE_LIMIT_BYTES
         assert conn.transaction_mode == "IMMEDIATE"
@@ -251,6 +254,49 @@ def test_wrap_db_errors_maps_apsw_errors_without_values(tmp_path: Path) -> None:
             raise KeyError("not a database error")
     finally:
         conn.close()
+
+
+def test_a_busy_wait_holds_no_lock_other_threads_need(tmp_path: Path) -> None:
+    """Another process holds the write lock; ``with conn:`` (BEGIN IMMEDIATE, run by apsw with
+    the GIL held) waits its whole timeout, and Python threads keep running meanwhile."""
+    path = tmp_path / "lore.db"
+    open_connection(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import apsw, sys, time\n"
+            f"c = apsw.Connection({str(path)!r})\n"
+            "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); sys.stdin.read()\n"
+        )],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline().strip() == "held"
+    waiter = open_connection(path, busy_timeout_ms=400)
+    ticks: list[float] = []
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    ticker = threading.Thread(target=tick)
+    try:
+        started = time.monotonic()
+        ticker.start()
+        with pytest.raises(apsw.BusyError), waiter:
+            pass
+        waited = time.monotonic() - started
+        done.set()
+        ticker.join()
+        assert waited >= 0.4  # it did wait for the lock, up to its timeout
+        during = [t for t in ticks if t < started + waited]
+        assert len(during) >= 10  # and the other thread ran all along (with SQLite's sleep: ~1)
+    finally:
+        done.set()
+        waiter.close()
+        holder.stdin.close()
+        holder.wait(10)
 
 
 def test_busy_error_gets_a_retry_suggestion(tmp_path: Path) -> None:

@@ -266,7 +266,7 @@ def search_lexical(
         fetch = limit * COLLAPSE_FETCH + 1
         if query.expression is not None:
             candidates = lexical_candidates(conn, query.expression, f, source_types, fetch)
-            if not candidates and query.fallback is not None:
+            if not candidates and query.fallback is not None and not named:  # a named entity answers it
                 candidates = lexical_candidates(conn, query.fallback, f, source_types, fetch)
                 if candidates:
                     warnings.append("no document matched every word; showing documents that match any")

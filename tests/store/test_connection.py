@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import stat
@@ -297,6 +298,65 @@ def test_a_busy_wait_holds_no_lock_other_threads_need(tmp_path: Path) -> None:
         waiter.close()
         holder.stdin.close()
         holder.wait(10)
+
+
+def test_a_commit_writes_the_wal_without_holding_the_gil(tmp_path: Path) -> None:
+    """apsw's own context manager COMMITs with the GIL held; the writer's does it as a statement,
+    so a Python thread keeps running while SQLite writes a big transaction to the WAL."""
+    conn = open_connection(tmp_path / "lore.db")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    ticks: list[float] = []
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        with conn:
+            conn.executemany("INSERT INTO t (v) VALUES (?)", [("x" * 500,)] * 60_000)
+            started = time.monotonic()
+        ended = time.monotonic()
+    finally:
+        done.set()
+        ticker.join()
+        conn.close()
+    gaps = [b - a for a, b in itertools.pairwise(ticks) if a < ended and b > started]
+    assert ended - started > 0.005  # the commit had real work to do
+    assert max(gaps, default=0.0) < (ended - started) / 2  # and the ticker never stopped for it
+
+
+def test_writer_transactions_keep_apsw_semantics(tmp_path: Path) -> None:
+    conn = open_connection(tmp_path / "lore.db")
+    conn.execute("CREATE TABLE t (v TEXT)")
+    try:
+        with pytest.raises(ZeroDivisionError), conn:
+            conn.execute("INSERT INTO t VALUES ('outer')")
+            with conn:
+                conn.execute("INSERT INTO t VALUES ('inner')")
+            raise ZeroDivisionError
+        assert conn.execute("SELECT count(*) FROM t").fetchall() == [(0,)] and not conn.in_transaction
+        with conn:
+            conn.execute("INSERT INTO t VALUES ('kept')")
+            with pytest.raises(KeyError), conn:
+                conn.execute("INSERT INTO t VALUES ('undone')")
+                raise KeyError
+        assert conn.execute("SELECT v FROM t").fetchall() == [("kept",)] and not conn.in_transaction
+        conn.execute("BEGIN IMMEDIATE")  # a transaction opened by hand: a with block is a savepoint
+        with conn:
+            conn.execute("INSERT INTO t VALUES ('by hand')")
+        assert conn.in_transaction
+        conn.execute("ROLLBACK")
+        assert conn.execute("SELECT v FROM t").fetchall() == [("kept",)]
+        with conn:
+            conn.execute("INSERT INTO t VALUES ('committed by hand')")
+            conn.execute("COMMIT")
+        assert conn.execute("SELECT count(*) FROM t").fetchall() == [(2,)] and not conn.in_transaction
+    finally:
+        conn.close()
 
 
 def test_busy_error_gets_a_retry_suggestion(tmp_path: Path) -> None:

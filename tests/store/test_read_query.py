@@ -98,8 +98,11 @@ def test_what_fts_query_writes(conn: apsw.Connection) -> None:
     query = fts_query('crash "sync worker" pagin* -x:y', q)
     assert query.expression == '("crash" AND "sync worker" AND "pagin"*) NOT "x y"'
     assert query.fallback == '("crash" OR "sync worker" OR "pagin"*) NOT "x y"'
-    assert fts_query("a b OR c", q).expression == '("a" AND "b") OR "c"'
-    assert fts_query("a -b", q).expression == '"a" NOT "b"'
+    assert fts_query("x y OR z", q).expression == '("x" AND "y") OR "z"'
+    assert fts_query("x -y", q).expression == '"x" NOT "y"'
+    assert fts_query("flaky test in the CLI", q).expression == '"flaky" AND "test" AND "CLI"'
+    assert fts_query('"in the cli" the', q).expression == '"in the cli"'  # kept inside a phrase
+    assert fts_query("the in", q).expression == '"the" AND "in"'  # nothing else to search for
     assert query.terms == {"crash", "sync", "worker"} and query.prefixes == {"pagin"}
     assert fts_query("!!! ??? ()", q).expression is None
     assert fts_query("", q) == fts_query("   ", q)

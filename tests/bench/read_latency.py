@@ -241,7 +241,7 @@ def main() -> int:
             for _ in range(50):  # warm-up: database open (migrations), reader threads, page cache
                 timed(daemon, "lore/get", _get_params(rng, args.issues))
                 timed(daemon, "lore/search", {"query": rng.choice(QUERIES["common word"])})
-            floor = [timed(daemon, "lore/robotDocs", {}) for _ in range(5)]
+            floor = [timed(daemon, "lore/syncRuns", {"runId": "none"}) for _ in range(200)]
             quiet = measure_quiet(daemon, args.issues, args.samples, rng)
             busy = measure_busy(daemon, control, args.issues, args.samples // 2, rng)
             daemon.close()
@@ -257,7 +257,7 @@ def main() -> int:
 def report(issues: int, quiet: dict[str, list[float]], busy: dict[str, Any],
            where: list[tuple[str, int, float]], floor: list[float]) -> None:
     print(f"read latency on a mirror of {issues} issues, {issues // MR_RATIO} MRs, ~{NOTES} notes each "
-          f"(robotDocs round trip, no database: {statistics.median(floor):.2f} ms)")
+          f"(protocol floor, lore/syncRuns of no run: p50 {statistics.median(floor):.2f} ms)")
     print(f"  warm lore/get (discussions, links)   {_pcts(quiet['get'])}")
     print(f"  lore/list default page               {_pcts(quiet['list'])}")
     for key, samples in quiet.items():

@@ -43,10 +43,12 @@ _ALL_SOURCES = ("issue", "merge_request", "discussion")
 _PARENT_TYPE = "coalesce(disc.noteable_type, d.source_type)"
 _PARENT_ID = "coalesce(disc.noteable_id, d.source_id)"
 _DISCUSSION_JOIN = " LEFT JOIN discussions AS disc ON d.source_type = 'discussion' AND disc.id = d.source_id"
+# The snippet is cut from the text the index holds (documents_indexed, migration 0009): for a
+# discussion, its notes without the header that repeats the parent's title.
 _DOCUMENTS = (
-    "SELECT d.id, d.source_type, d.source_id, d.title, d.content, d.url, "  # noqa: S608 (constants)
-    f"{_PARENT_TYPE}, {_PARENT_ID} FROM documents AS d{_DISCUSSION_JOIN} "
-    "WHERE d.id IN (SELECT value FROM json_each(?))"
+    "SELECT d.id, d.source_type, d.source_id, d.title, x.content, d.url, "  # noqa: S608 (constants)
+    f"{_PARENT_TYPE}, {_PARENT_ID} FROM documents AS d JOIN documents_indexed AS x ON x.id = d.id"
+    f"{_DISCUSSION_JOIN} WHERE d.id IN (SELECT value FROM json_each(?))"
 )
 _DOCUMENT_PARENTS = (
     f"SELECT d.id, {_PARENT_TYPE}, {_PARENT_ID} FROM documents AS d{_DISCUSSION_JOIN} "  # noqa: S608

@@ -19,6 +19,7 @@ from lore_daemon.store.fts_query import MAX_TERMS, fts_query
 from lore_daemon.store.read_filters import EntityFilter
 from lore_daemon.store.read_list import Position, decode_cursor, encode_cursor, fingerprint
 from lore_daemon.store.read_search import FTS_TOKENIZER, Reference, search_lexical, tokenizers
+from lore_daemon.store.render_text import discussion_document
 from lore_daemon.store.snippet import snippet
 
 DOCS = [
@@ -177,3 +178,37 @@ def test_any_text_yields_references_without_raising(text: str) -> None:
         require_token=False,
     )
     assert len(query_references(config, text, None)) <= 10
+
+
+def test_the_index_holds_a_discussion_s_notes_without_its_header() -> None:
+    """Migration 0009: documents_indexed strips the header render_text gives a discussion (the
+    parent's title, project, resolution), so the parent's title words do not match its threads;
+    the triggers keep the index in step through insert, update and delete."""
+    db = open_connection(":memory:")
+    migrate(db)
+    notes = [
+        (7, "ana", 1_700_000_000_000, "The cursor skips a page", 0, None, None, None, None, None, 0, 0,
+         None, 1),
+        (8, "bo", 1_700_000_060_000, "Confirmed on staging", 0, None, None, None, None, None, 0, 0, None, 1),
+    ]
+    rendered = discussion_document(("issue", 1, "g/p", 12, "Webhook retries flood the queue", "u"), notes)
+    assert rendered is not None and rendered.content.startswith("Discussion on #12: Webhook retries")
+    with db:
+        db.execute(
+            "INSERT INTO documents (source_type, source_id, title, content, content_hash, generated_at) "
+            "VALUES ('discussion', 1, ?, ?, 'h', 0)",
+            (rendered.title, rendered.content),
+        )
+    (title, content), = db.execute("SELECT title, content FROM documents_indexed").fetchall()
+    assert title == "" and content.splitlines() == rendered.content.splitlines()[-2:]
+    assert _matches(db, '"webhook"') == [] and _matches(db, '"staging"') == [1]
+    with db:
+        db.execute("UPDATE documents SET content = ? WHERE id = 1",
+                   (rendered.content.replace("staging", "production"),))
+    assert _matches(db, '"staging"') == [] and _matches(db, '"production"') == [1]
+    db.execute("INSERT INTO documents_fts (documents_fts) VALUES ('integrity-check')")
+    with db:
+        db.execute("DELETE FROM documents WHERE id = 1")
+    assert _matches(db, '"production"') == []
+    db.execute("INSERT INTO documents_fts (documents_fts) VALUES ('integrity-check')")
+    db.close()

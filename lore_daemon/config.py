@@ -56,12 +56,9 @@ class StorageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class SyncConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``primary_concurrency`` bounds in-flight GitLab requests for every run in the process;
-    ``dependent_concurrency`` is how many dependent jobs the standard sync drains at once
-    (None: the same as primary_concurrency)."""
+    """``primary_concurrency`` bounds in-flight GitLab requests for every run in the process."""
 
     primary_concurrency: Concurrency = 8
-    dependent_concurrency: Concurrency | None = None
     lock_timeout_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 30_000
     stale_lock_ms: Annotated[int, msgspec.Meta(ge=1_000, le=86_400_000)] = 60_000
 
@@ -331,7 +328,6 @@ def config_summary(config: Config) -> dict[str, Any]:
         "dbPath": str(config.db_path),
         "sync": {
             "primaryConcurrency": config.sync.primary_concurrency,
-            "dependentConcurrency": config.sync.dependent_concurrency or config.sync.primary_concurrency,
             "lockTimeoutMs": config.sync.lock_timeout_ms,
             "staleLockMs": config.sync.stale_lock_ms,
         },

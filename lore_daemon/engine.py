@@ -1,9 +1,12 @@
-"""The engine: what the daemon's services call. One per daemon process.
+"""The engine: the warm state one daemon process holds, shared by every run.
 
-It holds the warm pieces a run needs — configuration, the database (one writer thread), the shared
-GitLab client (one concurrency limit for every run) — and hands each request to the sync module
-that implements it. Runs are cancelled by cancelling the asyncio task that awaits them: the sync
-code records the run as ``cancelled``, releases its locks and re-raises ``CancelledError``.
+Plain state, no behaviour of its own: the configuration, the database (one writer thread), the
+shared GitLab client (one concurrency limit for every run), this daemon's lock-owner id and the
+batch sizes (``tuning.Tuning``). Services hand it to the sync entry points
+(``sync.surgical.run_preflight`` / ``run_surgical_sync``, ``sync.standard.run_standard_sync``);
+nothing here imports ``sync`` (docs/architecture.md, "Layers"). Runs are cancelled by cancelling
+the asyncio task that awaits them: the sync code records the run as ``cancelled``, releases its
+locks and re-raises ``CancelledError``.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ from dataclasses import dataclass, field
 
 from lore_daemon import protocol
 from lore_daemon.config import Config
+from lore_daemon.gitlab._retry import RetryPolicy
 from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.store.connection import Database
 from lore_daemon.timeutil import now_ms
+from lore_daemon.tuning import Tuning
 
 ProgressSink = Callable[[protocol.ProgressNotification], None]
 
 
-def _discard(_: protocol.ProgressNotification) -> None:
+def discard_progress(_: protocol.ProgressNotification) -> None:
+    """A progress sink that drops every notification (the default of the sync entry points)."""
     return None
 
 
@@ -30,28 +36,23 @@ class Engine:
     db: Database
     gitlab: GitLabClient
     owner: str
+    tuning: Tuning = field(default_factory=Tuning)
     started_at_ms: int = field(default_factory=now_ms)
 
-    async def preflight(
-        self, params: protocol.PreflightParams, progress: ProgressSink = _discard
-    ) -> protocol.PreflightResult:
-        from lore_daemon.sync.surgical import run_preflight
-
-        return await run_preflight(self, params, progress)
-
-    async def sync_surgical(
-        self, params: protocol.SyncSurgicalParams, progress: ProgressSink = _discard
-    ) -> protocol.SyncResult:
-        from lore_daemon.sync.surgical import run_surgical_sync
-
-        return await run_surgical_sync(self, params, progress)
-
-    async def sync_standard(
-        self, params: protocol.SyncParams, progress: ProgressSink = _discard
-    ) -> protocol.SyncResult:
-        from lore_daemon.sync.standard import run_standard_sync
-
-        return await run_standard_sync(self, params, progress)
+    @classmethod
+    def create(
+        cls, config: Config, db: Database, token: str, *, owner: str, tuning: Tuning | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Engine:
+        """An engine on an open database, with its GitLab client built from the configuration
+        (one concurrency limit) and ``tuning`` (page size). ``retry`` tightens the retry policy
+        for tests; the daemon uses the default."""
+        tuning = tuning or Tuning()
+        gitlab = GitLabClient(
+            config.gitlab.base_url, token, concurrency=config.sync.primary_concurrency,
+            retry=retry, per_page=tuning.per_page,
+        )
+        return cls(config=config, db=db, gitlab=gitlab, owner=owner, tuning=tuning)
 
     async def aclose(self) -> None:
         await self.gitlab.aclose()

@@ -46,149 +46,142 @@ class CodeInfo:
     meaning: str
     retryable: bool
     rpc_code: int
+    exit_code: int  # the ``lore`` bridge's exit code for this error (a class of EXIT_CLASSES)
     actions: tuple[str, ...] = ()
+
+
+# The ``lore`` bridge's exit codes, by class. Each error code's own exit code is in its
+# ``CodeInfo``; the bridge, ``protocol.BRIDGE_EXIT_CODES`` and docs/protocol.md derive from them.
+EXIT_SUCCESS = 0
+EXIT_INTERNAL = 1
+EXIT_PARTIAL = 8
+EXIT_CANCELLED = 130
+EXIT_CLASSES: dict[int, str] = {
+    EXIT_SUCCESS: "success: the run succeeded or the read completed",
+    EXIT_INTERNAL: "internal error or unexpected daemon failure",
+    2: "usage error, invalid params or a message the daemon could not serve",
+    3: "configuration or token problem",
+    4: "GitLab refused the token",
+    5: "a target was not found or preflight failed",
+    6: "transient GitLab failure",
+    7: "the sync lock could not be taken in time",
+    EXIT_PARTIAL: "the run ended partial: primaries written, some dependents failed",
+    9: "the run failed for another reason",
+    EXIT_CANCELLED: "cancelled, or interrupted (SIGINT)",
+}
 
 
 CODES: dict[str, CodeInfo] = {
     "CONFIG_NOT_FOUND": CodeInfo(
-        "No configuration file at the looked-up path.", False, RPC_REQUEST_FAILED, ("fixConfig",)
+        "No configuration file at the looked-up path.", False, RPC_REQUEST_FAILED, 3, ("fixConfig",)
     ),
     "CONFIG_INVALID": CodeInfo(
         "The configuration file is not valid TOML or a key has the wrong type or value.",
-        False,
-        RPC_REQUEST_FAILED,
-        ("fixConfig",),
+        False, RPC_REQUEST_FAILED, 3, ("fixConfig",),
     ),
     "CONFIG_UNKNOWN_KEY": CodeInfo(
-        "The configuration names a key this version does not know.", False, RPC_REQUEST_FAILED, ("fixConfig",)
+        "The configuration names a key this version does not know.",
+        False, RPC_REQUEST_FAILED, 3, ("fixConfig",),
     ),
     "TOKEN_NOT_SET": CodeInfo(
         "The environment variable named by gitlab.token_env is unset or empty.",
-        False,
-        RPC_REQUEST_FAILED,
-        ("fixToken",),
+        False, RPC_REQUEST_FAILED, 3, ("fixToken",),
     ),
     "INVALID_PARAMS": CodeInfo(
-        "The request's params do not match the method's schema.", False, RPC_INVALID_PARAMS, ()
+        "The request's params do not match the method's schema.", False, RPC_INVALID_PARAMS, 2, ()
     ),
     "INVALID_TARGET": CodeInfo(
         "A target is not a positive IID, a parsable reference or a URL of the right kind.",
-        False,
-        RPC_INVALID_PARAMS,
-        ("checkTarget",),
+        False, RPC_INVALID_PARAMS, 2, ("checkTarget",),
     ),
     "MIXED_PROJECTS": CodeInfo(
         "The targets name more than one project; one request syncs one project.",
-        False,
-        RPC_INVALID_PARAMS,
-        ("checkTarget",),
+        False, RPC_INVALID_PARAMS, 2, ("checkTarget",),
     ),
     "TARGET_HOST_MISMATCH": CodeInfo(
         "A target URL's scheme, host, port or base path differs from the configured GitLab.",
-        False,
-        RPC_INVALID_PARAMS,
-        ("checkTarget",),
+        False, RPC_INVALID_PARAMS, 2, ("checkTarget",),
     ),
     "TOO_MANY_TARGETS": CodeInfo(
         "More than 100 distinct entities in one surgical request.",
-        False,
-        RPC_INVALID_PARAMS,
-        ("checkTarget",),
+        False, RPC_INVALID_PARAMS, 2, ("checkTarget",),
     ),
     "NO_TARGETS": CodeInfo(
-        "A surgical request named no entity.", False, RPC_INVALID_PARAMS, ("checkTarget",)
+        "A surgical request named no entity.", False, RPC_INVALID_PARAMS, 2, ("checkTarget",)
     ),
     "PROJECT_REQUIRED": CodeInfo(
         "Bare IIDs or short references were given without a project and none could be inferred.",
-        False,
-        RPC_INVALID_PARAMS,
-        ("checkTarget",),
+        False, RPC_INVALID_PARAMS, 2, ("checkTarget",),
     ),
     "GITLAB_AUTH_FAILED": CodeInfo(
-        "GitLab rejected the token (401).", False, RPC_REQUEST_FAILED, ("fixToken",)
+        "GitLab rejected the token (401).", False, RPC_REQUEST_FAILED, 4, ("fixToken",)
     ),
     "GITLAB_FORBIDDEN": CodeInfo(
-        "The token may not read this resource (403).", False, RPC_REQUEST_FAILED, ("fixToken", "checkTarget")
+        "The token may not read this resource (403).",
+        False, RPC_REQUEST_FAILED, 4, ("fixToken", "checkTarget"),
     ),
     "GITLAB_NOT_FOUND": CodeInfo(
         "The project or entity does not exist or is not visible to the token (404).",
-        False,
-        RPC_REQUEST_FAILED,
-        ("checkTarget",),
+        False, RPC_REQUEST_FAILED, 5, ("checkTarget",),
     ),
     "GITLAB_RATE_LIMITED": CodeInfo(
-        "GitLab kept answering 429 beyond the retry budget.", True, RPC_REQUEST_FAILED, ("waitAndRetry",)
+        "GitLab kept answering 429 beyond the retry budget.", True, RPC_REQUEST_FAILED, 6, ("waitAndRetry",)
     ),
     "GITLAB_UNAVAILABLE": CodeInfo(
         "GitLab kept failing with 5xx, timeouts or connection errors beyond the retry budget.",
-        True,
-        RPC_REQUEST_FAILED,
-        ("waitAndRetry", "retryRun"),
+        True, RPC_REQUEST_FAILED, 6, ("waitAndRetry", "retryRun"),
     ),
     "GITLAB_BAD_RESPONSE": CodeInfo(
-        "GitLab answered with a body that could not be decoded.", True, RPC_REQUEST_FAILED, ("retryRun",)
+        "GitLab answered with a body that could not be decoded.", True, RPC_REQUEST_FAILED, 6, ("retryRun",)
     ),
     "GITLAB_REQUEST_FAILED": CodeInfo(
         "GitLab refused the request with a 4xx status other than 401/403/404/429.",
-        False,
-        RPC_REQUEST_FAILED,
-        ("checkTarget",),
+        False, RPC_REQUEST_FAILED, 9, ("checkTarget",),
     ),
     "PREFLIGHT_FAILED": CodeInfo(
         "At least one primary entity could not be fetched; nothing was written.",
-        False,
-        RPC_REQUEST_FAILED,
-        ("retryFailedEntities", "checkTarget"),
+        False, RPC_REQUEST_FAILED, 5, ("retryFailedEntities", "checkTarget"),
     ),
     "LOCK_TIMEOUT": CodeInfo(
         "Another run held the sync lock for longer than sync.lock_timeout_ms.",
-        True,
-        RPC_REQUEST_FAILED,
-        ("waitAndRetry",),
+        True, RPC_REQUEST_FAILED, 7, ("waitAndRetry",),
     ),
-    "DB_ERROR": CodeInfo("The local database failed.", True, RPC_REQUEST_FAILED, ("retryRun",)),
+    "DB_ERROR": CodeInfo(
+        "The local database failed.", True, RPC_REQUEST_FAILED, 9, ("retryRun",)
+    ),
     "ABANDONED": CodeInfo(
         "The run's process died; its heartbeat went stale and the run was closed by a later start.",
-        True,
-        RPC_REQUEST_FAILED,
-        ("retryRun",),
+        True, RPC_REQUEST_FAILED, 9, ("retryRun",),
     ),
     "CANCELLED": CodeInfo(
         "The run was cancelled by the client, a disconnect or SIGTERM.",
-        True,
-        RPC_REQUEST_CANCELLED,
-        ("retryRun",),
+        True, RPC_REQUEST_CANCELLED, 130, ("retryRun",),
+    ),
+    "INTERNAL": CodeInfo(
+        "An unexpected internal error.", False, RPC_INTERNAL_ERROR, 1, ()
     ),
     "NOT_IN_MIRROR": CodeInfo(
         "The issue or merge request is not in the local mirror, and the read was offline or had "
         "no maxAgeMs to sync it with.",
-        False,
-        RPC_REQUEST_FAILED,
-        ("syncTarget",),
+        False, RPC_REQUEST_FAILED, 5, ("syncTarget",),
     ),
-    "INTERNAL": CodeInfo("An unexpected internal error.", False, RPC_INTERNAL_ERROR, ()),
     # Protocol-level failures: the message itself could not be served (no method ran).
     "PARSE_ERROR": CodeInfo(
         "The message body was not valid JSON, or its framing (Content-Length) was broken.",
-        False,
-        RPC_PARSE_ERROR,
-        (),
+        False, RPC_PARSE_ERROR, 2, (),
     ),
     "INVALID_REQUEST": CodeInfo(
         "The message is not a valid JSON-RPC 2.0 request, or it arrived after shutdown.",
-        False,
-        RPC_INVALID_REQUEST,
-        (),
+        False, RPC_INVALID_REQUEST, 2, (),
     ),
     "METHOD_NOT_FOUND": CodeInfo(
-        "The daemon has no method of that name; lore/robotDocs lists them.", False, RPC_METHOD_NOT_FOUND, ()
+        "The daemon has no method of that name; lore/robotDocs lists them.",
+        False, RPC_METHOD_NOT_FOUND, 2, (),
     ),
     "DAEMON_UNAVAILABLE": CodeInfo(
-        "The shared daemon's socket could not be served or reached (path owned by another user, "
-        "another daemon already there, or it did not start in time); the message names the socket.",
-        True,
-        RPC_REQUEST_FAILED,
-        (),
+        "The shared daemon's socket could not be served or reached (path owned by another user, another "
+        "daemon already there, or it did not start in time); the message names the socket.",
+        True, RPC_REQUEST_FAILED, 1, (),
     ),
 }
 

@@ -2,8 +2,9 @@
 
 Field names are camelCase on the wire (``rename="camel"``). Params forbid unknown fields, so a typo
 is an ``INVALID_PARAMS`` error rather than a silently ignored option. Results always carry every
-field so their JSON Schemas (``schema/robot/``) are stable. This module imports nothing heavy: the
-Python client and the schema generator import it without pulling in pygls, apsw or httpx.
+field so their JSON Schemas (``schema/robot/``) are stable. This module imports nothing heavy
+(``errors`` only): the Python client and the schema generator import it without pulling in pygls,
+apsw or httpx.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+
+from lore_daemon.errors import CODES, EXIT_CLASSES
 
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 Iid = Annotated[int, msgspec.Meta(ge=1)]
@@ -361,17 +364,15 @@ class RobotDocsResult(_Wire, kw_only=True):
     schemas: dict[str, Any] = {}
 
 
-# Bridge (``lore``) exit codes, by error class. Documented in docs/protocol.md and lore/robotDocs.
-BRIDGE_EXIT_CODES: dict[int, str] = {
-    0: "success: the run succeeded or the read completed",
-    1: "internal error or unexpected daemon failure",
-    2: "usage error or invalid params (INVALID_PARAMS, INVALID_TARGET, MIXED_PROJECTS, ...)",
-    3: "configuration or token problem (CONFIG_*, TOKEN_NOT_SET)",
-    4: "GitLab refused the token (GITLAB_AUTH_FAILED, GITLAB_FORBIDDEN)",
-    5: "a target was not found or preflight failed (GITLAB_NOT_FOUND, PREFLIGHT_FAILED, NOT_IN_MIRROR)",
-    6: "transient GitLab failure (GITLAB_RATE_LIMITED, GITLAB_UNAVAILABLE, GITLAB_BAD_RESPONSE)",
-    7: "the sync lock could not be taken in time (LOCK_TIMEOUT)",
-    8: "the run ended partial: primaries written, some dependents failed",
-    9: "the run failed for another reason (DB_ERROR, ABANDONED, ...)",
-    130: "cancelled (CANCELLED, SIGINT)",
-}
+def _bridge_exit_codes() -> dict[int, str]:
+    """Each exit class's meaning and the error codes in it, from ``errors.CODES``."""
+    table = {}
+    for exit_code, meaning in EXIT_CLASSES.items():
+        codes = ", ".join(code for code, info in CODES.items() if info.exit_code == exit_code)
+        table[exit_code] = f"{meaning} ({codes})" if codes else meaning
+    return table
+
+
+# Bridge (``lore``) exit codes, derived from ``errors.CODES`` (each code's exit code lives beside
+# its meaning there). Listed by lore/robotDocs; docs/protocol.md shows the same table (a test).
+BRIDGE_EXIT_CODES: dict[int, str] = _bridge_exit_codes()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from lore_daemon.errors import GitLabBadResponseError
+
 
 def now_ms() -> int:
     """Wall-clock milliseconds since the epoch (UTC)."""
@@ -20,8 +22,20 @@ def iso_to_ms(value: str | datetime) -> int:
 
     Python 3.11's ``fromisoformat`` reads ``Z`` itself, and ``timedelta // timedelta`` is exact
     integer (floor) arithmetic: ~0.4 us a call, a third of splitting the fields by hand. Called
-    for every timestamp of every note and event a sync stores."""
-    dt = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    for every timestamp of every note and event a sync stores.
+
+    Every string parsed here came from GitLab, so one that is not ISO-8601 is GitLab's fault:
+    ``GitLabBadResponseError`` (``GITLAB_BAD_RESPONSE``), never a bare ``ValueError``. The client
+    checks primary entities' timestamps where they arrive; this catches everything else."""
+    try:
+        dt = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise GitLabBadResponseError(
+            f"GitLab sent a timestamp that is not ISO-8601: {str(value)[:40]!r}",
+            "GITLAB_BAD_RESPONSE",
+            "GitLab (or a proxy in front of it) answered with a malformed date; report it with the "
+            "GitLab version.",
+        ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return (dt - _EPOCH) // _ONE_MS

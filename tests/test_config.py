@@ -61,7 +61,7 @@ def test_valid_file(tmp_path: Path) -> None:
     assert cfg.gitlab.token_env == "MY_GL_TOKEN"
     assert cfg.project_paths == ["group/project", "group/sub/other"]
     assert cfg.sync.primary_concurrency == 4 and cfg.sync.lock_timeout_ms == 1000
-    assert cfg.sync.stale_lock_ms == 20000 and cfg.sync.dependent_concurrency is None
+    assert cfg.sync.stale_lock_ms == 20000
     assert cfg.embedding.provider == "none"
     assert cfg.config_path == path
     assert cfg.db_path == tmp_path / "data" / "lore.db"  # relative to the config file
@@ -263,7 +263,7 @@ def test_summary_has_no_secret(tmp_path: Path) -> None:
         "projects": ["group/project", "group/sub/other"],
         "dbPath": str(tmp_path / "data" / "lore.db"),
         "sync": {
-            "primaryConcurrency": 4, "dependentConcurrency": 4, "lockTimeoutMs": 1000, "staleLockMs": 20000
+            "primaryConcurrency": 4, "lockTimeoutMs": 1000, "staleLockMs": 20000
         },
         "embedding": {"provider": "none"},
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import models
+from ._lanes import Lane, lane, request_lane
 from ._retry import RetryPolicy, RetryWait
 from .targets import ResolvedTargets, resolve_targets
 
@@ -20,11 +21,14 @@ _CLIENT_NAMES = frozenset({"GitLabClient", "RequestSent", "request_observer", "w
 
 __all__ = [
     "GitLabClient",
+    "Lane",
     "RequestSent",
     "ResolvedTargets",
     "RetryPolicy",
     "RetryWait",
+    "lane",
     "models",
+    "request_lane",
     "request_observer",
     "resolve_targets",
     "wait_observer",

@@ -13,8 +13,10 @@ import httpx
 import msgspec
 
 from lore_daemon.errors import (
+    ConfigError,
     GitLabBadResponseError,
     GitLabError,
+    GitLabRateLimitedError,
     GitLabUnavailableError,
     gitlab_error_for_status,
 )
@@ -109,7 +111,11 @@ def exhausted_error(
             http_status=last.status,
         )
     else:
-        kind = "timed out" if last.reason == "timeout" else "could not connect or lost the connection"
+        kind = (
+            "did not answer in time (deadline for the whole response, body included)"
+            if last.reason == "timeout"
+            else "could not connect or lost the connection"
+        )
         error = GitLabUnavailableError(
             f"{what} {kind} {budget}{said}",
             "GITLAB_UNAVAILABLE",
@@ -127,4 +133,43 @@ def bad_shape_error(what: str, status: int, problem: str, scrub: Scrubber) -> Gi
         "This GitLab version answers differently than expected; report it with the GitLab version.",
         details={"request": what},
         http_status=status,
+    )
+
+
+def rate_limited_error(what: str, wait_s: float, *, attempts: int, why: str) -> GitLabRateLimitedError:
+    """A request that will not wait out a rate-limit pause: ``retry_after_ms`` says how long it has."""
+    return GitLabRateLimitedError(
+        f"{what}: {why}; GitLab's rate limit resets in {wait_s:.0f} s",
+        "GITLAB_RATE_LIMITED",
+        "Wait for the rate limit to reset, then retry.",
+        details={"request": what, "attempts": attempts, "retryAfterMs": int(wait_s * 1000)},
+        http_status=429,
+        retry_after_ms=int(wait_s * 1000),
+    )
+
+
+def looks_like_gitlab_error(response: httpx.Response) -> bool:
+    """GitLab's API answers errors as JSON objects with ``message`` or ``error`` (API-NOTES §1.11)."""
+    content = response.content
+    if not content or len(content) > _MAX_BODY_PARSE:
+        return False
+    try:
+        data = msgspec.json.decode(content)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(data, dict) and ("message" in data or "error" in data)
+
+
+def not_gitlab_error(what: str, response: httpx.Response, base_url: str, scrub: Scrubber) -> ConfigError:
+    """``gitlab.base_url`` answers, but not as GitLab's API: a wrong URL, not a refused token."""
+    kind = response.headers.get("content-type", "no content type").split(";")[0].strip()
+    start = " ".join(scrub(response.content[:80].decode("utf-8", "replace")).split())
+    return ConfigError(
+        f"{base_url} does not look like GitLab's API: {what} answered HTTP {response.status_code} "
+        f"with {kind} ({start!r}), not GitLab's JSON",
+        "CONFIG_INVALID",
+        "Set gitlab.base_url to the address you open GitLab at in a browser (https://host, or "
+        "https://host/prefix for GitLab under a path), without /api/v4.",
+        details={"key": "gitlab.base_url", "request": what, "baseUrl": base_url},
+        http_status=response.status_code,
     )

@@ -10,6 +10,11 @@ proxies sometimes strip headers, so the next page is decided only from what each
    for the following page anyway; a short page ends the walk.
 
 A next page that does not move forward is a server bug that would loop forever: it is refused.
+
+Keyset pages (``pagination=keyset``, project issues on GitLab 18.3+) carry no X-* headers: the
+walk follows ``Link: <…cursor=…>; rel="next"`` (on the configured GitLab only) and ends when a
+page has none (see ``keyset_next_url`` for an answer that is not a cursor page). A cursor that
+does not change would loop: it is refused too.
 """
 
 from __future__ import annotations
@@ -21,8 +26,6 @@ import httpx
 from lore_daemon.errors import GitLabBadResponseError, GitLabRequestError
 
 from ._urls import Origin, strip_credentials
-
-PER_PAGE = 100
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -64,22 +67,27 @@ def next_page_url(
         return request_url.copy_set_param("page", next_number)
     link_next = _link_next(headers)
     if link_next is not None:
-        if not origin.owns(link_next):
-            shown = scrub(strip_credentials(link_next))
-            raise GitLabRequestError(
-                f"{what}: GitLab's Link rel=next points outside the configured GitLab "
-                f"({shown}); refusing to send the token there",
-                "GITLAB_REQUEST_FAILED",
-                "Set gitlab.base_url to GitLab's external URL (the host GitLab puts in its links).",
-                details={"link": shown, "baseUrl": origin.describe()},
-            )
-        url = httpx.URL(link_next)
+        url = _on_gitlab(link_next, origin, what, scrub)
         _check_forward(page, current_page(url), what)
         return url
     served_per_page = _int_or_none(headers.get("x-per-page")) or per_page
     if count >= served_per_page:
         return request_url.copy_set_param("page", page + 1)
     return None
+
+
+def _on_gitlab(link: str, origin: Origin, what: str, scrub: Callable[[str], str]) -> httpx.URL:
+    """A ``Link`` URL to follow, refused when it leaves the configured GitLab (the token follows)."""
+    if not origin.owns(link):
+        shown = scrub(strip_credentials(link))
+        raise GitLabRequestError(
+            f"{what}: GitLab's Link rel=next points outside the configured GitLab "
+            f"({shown}); refusing to send the token there",
+            "GITLAB_REQUEST_FAILED",
+            "Set gitlab.base_url to GitLab's external URL (the host GitLab puts in its links).",
+            details={"link": shown, "baseUrl": origin.describe()},
+        )
+    return httpx.URL(link)
 
 
 def _link_next(headers: Mapping[str, str]) -> str | None:
@@ -99,3 +107,56 @@ def _check_forward(page: int, next_number: int, what: str) -> None:
             "The server's pagination headers are inconsistent; retry, or report it to the GitLab admin.",
             details={"page": page, "nextPage": next_number},
         )
+
+
+def is_offset_page(headers: Mapping[str, str]) -> bool:
+    """Whether GitLab answered with offset pagination (it ignores ``pagination=keyset`` where it
+    has no cursor order for the request, e.g. an unsupported ``order_by``)."""
+    return "x-page" in headers or "x-next-page" in headers
+
+
+def keyset_next_url(
+    *,
+    headers: Mapping[str, str],
+    request_url: httpx.URL,
+    pages_read: int,
+    count: int,
+    per_page: int,
+    origin: Origin,
+    what: str,
+    scrub: Callable[[str], str] = str,
+) -> tuple[httpx.URL | None, bool]:
+    """After the ``pages_read``-th page of a walk that asked for cursor pages: the next URL, and
+    whether GitLab is really answering with cursors.
+
+    ``Link rel="next"`` with a ``cursor`` continues by cursor. A page with offset headers (or an
+    offset ``Link``) means GitLab ignored the request: offset rules apply. A page with no
+    pagination headers at all is ambiguous — the last cursor page, or an offset page whose headers
+    a proxy stripped — so a full one is followed by offset page ``pages_read + 1`` without the
+    cursor parameters, which is empty in the first case and the right page in the second.
+    """
+    link = _link_next(headers)
+    cursor = httpx.URL(link).params.get("cursor") if link is not None else None
+    if cursor is None:
+        if is_offset_page(headers) or link is not None:
+            return (
+                next_page_url(
+                    headers=headers, request_url=request_url, count=count, per_page=per_page,
+                    origin=origin, what=what, scrub=scrub,
+                ),
+                False,
+            )
+        if count < per_page:
+            return None, False
+        plain = request_url.copy_remove_param("pagination").copy_remove_param("cursor")
+        return plain.copy_set_param("page", pages_read + 1), False
+    assert link is not None
+    url = _on_gitlab(link, origin, what, scrub)
+    if cursor == request_url.params.get("cursor"):
+        raise GitLabBadResponseError(
+            f"{what}: GitLab's next keyset page has the same cursor as this one",
+            "GITLAB_BAD_RESPONSE",
+            "The server's pagination links are inconsistent; retry, or report it to the GitLab admin.",
+            details={"cursor": cursor},
+        )
+    return url, True

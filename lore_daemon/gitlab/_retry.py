@@ -20,11 +20,21 @@ WaitReason = Literal["rate_limit", "server_error", "timeout", "connection", "bad
 class RetryPolicy:
     """Bounds for retrying one request.
 
-    ``max_attempts`` counts every request sent (the first one included). ``max_elapsed_s`` bounds
-    the whole request including waits: a wait that would cross it is not started, the request
-    fails instead, so a caller is never blocked for longer than this plus one request timeout.
+    ``max_attempts`` counts every request sent (the first one included) except the ones answered
+    429. ``max_elapsed_s`` is the request's deadline: the time its attempts spend on the wire (body
+    included) plus its backoff waits never exceeds it — each attempt is cut off when the deadline
+    comes, and a backoff that would cross it is not started. Waiting for a free slot of the
+    concurrency limit or for a rate-limit pause to end is not counted.
     Backoff for attempt ``n`` (1-based) is ``min(max_delay_s, base_delay_s * 2**(n-1))``, then
     reduced by a random fraction up to ``jitter`` (0 = deterministic, 1 = full jitter).
+
+    Rate limits depend on the request's lane (``_lanes``): an interactive request waits out a
+    pause of at most ``interactive_rate_wait_s`` and otherwise fails at once with
+    ``GITLAB_RATE_LIMITED`` and ``retry_after_ms``; a background request waits out pauses of up to
+    ``background_rate_wait_s`` each (an hour is GitLab's longest window), at most
+    ``max_rate_limited`` such 429s. A 429 that names no reset (no ``Retry-After`` nor
+    ``RateLimit-Reset``: GitLab.com's edge) backs off like a 5xx, within ``max_attempts``, and
+    every other request of the client backs off with it.
     """
 
     max_attempts: int = 6
@@ -32,11 +42,16 @@ class RetryPolicy:
     base_delay_s: float = 0.5
     max_delay_s: float = 20.0
     jitter: float = 0.5
+    interactive_rate_wait_s: float = 2.0
+    background_rate_wait_s: float = 3_900.0
+    max_rate_limited: int = 20
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be >= 1")
-        if self.max_elapsed_s < 0 or self.base_delay_s < 0 or self.max_delay_s < 0:
+        if self.max_attempts < 1 or self.max_rate_limited < 1:
+            raise ValueError("max_attempts and max_rate_limited must be >= 1")
+        delays = (self.max_elapsed_s, self.base_delay_s, self.max_delay_s, self.interactive_rate_wait_s,
+                  self.background_rate_wait_s)
+        if min(delays) < 0:
             raise ValueError("delays must be >= 0")
         if not 0.0 <= self.jitter <= 1.0:
             raise ValueError("jitter must be within [0, 1]")
@@ -55,9 +70,9 @@ class RetryWait:
     """One wait the client is about to sleep, reported to ``client.wait_observer`` first."""
 
     reason: WaitReason
-    status: int | None
+    status: int | None  # None for a wait no response of this request asked for (a shared pause)
     wait_ms: int
-    attempt: int  # the attempt that just failed (1-based)
+    attempt: int  # the attempt that just failed (1-based); 0 when none failed (a shared pause)
     path: str  # API path without query string, e.g. "/projects/42/issues"
 
 

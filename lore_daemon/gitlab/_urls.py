@@ -8,12 +8,14 @@ the base path (``https://h/gitlab`` owns ``/gitlab/...`` but not ``/gitlabx/...`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from lore_daemon.errors import ConfigError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_API_SUFFIX = re.compile(r"/api/v\d+$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,8 @@ def normalize_base_url(base_url: str) -> str:
     """Return ``base_url`` without trailing slash, query or fragment; reject what is not http(s).
 
     Raises ``ConfigError(CONFIG_INVALID)`` naming ``gitlab.base_url``: a bad base URL is a
-    configuration mistake, and it must never be guessed at because the token follows it.
+    configuration mistake, and it must never be guessed at because the token follows it. That
+    includes a URL of the API itself (``…/api/v4``): requests would go to ``/api/v4/api/v4/…``.
     """
     origin = parse_origin(base_url)
     parts = urlsplit(base_url.strip())
@@ -72,6 +75,16 @@ def normalize_base_url(base_url: str) -> str:
             "CONFIG_INVALID",
             "Set gitlab.base_url to something like https://gitlab.example.com or https://host/gitlab.",
             details={"key": "gitlab.base_url"},
+        )
+    api = _API_SUFFIX.search(origin.base_path)
+    if api is not None:
+        root = f"{origin.scheme}://{parts.netloc.split('@')[-1].lower()}{origin.base_path[: api.start()]}"
+        raise ConfigError(
+            f"gitlab.base_url ends in {api.group(0)}: it must be GitLab's own address, "
+            "lore-daemon adds /api/v4 itself",
+            "CONFIG_INVALID",
+            f"Set gitlab.base_url = \"{root}\".",
+            details={"key": "gitlab.base_url", "suggested": root},
         )
     return f"{origin.scheme}://{parts.netloc.split('@')[-1].lower()}{origin.base_path}"
 

@@ -206,7 +206,7 @@ class MilestoneEvent(_ResourceEvent, kw_only=True):
 
 
 class ClosesIssue(_Model, kw_only=True):
-    """An item of ``closes_issues``: an issue, or an ``{id, title}`` stub for external trackers."""
+    """An issue of this GitLab in ``closes_issues`` (``Entities::IssueBasic``)."""
 
     id: int
     iid: int | None = None
@@ -214,6 +214,22 @@ class ClosesIssue(_Model, kw_only=True):
     title: str | None = None
     state: str | None = None
     web_url: str | None = None
+
+
+class ExternalIssue(_Model, kw_only=True):
+    """An ``closes_issues`` item from an external tracker (``Entities::ExternalIssue``): a string id
+    such as ``"PROJ-123"`` (digits only for numeric trackers), a title, no iid."""
+
+    id: str
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClosesIssues:
+    """``closes_issues`` decoded item by item: this GitLab's issues and external tracker issues."""
+
+    internal: list[ClosesIssue]
+    external: list[ExternalIssue]
 
 
 class MrDiff(_Model, kw_only=True):

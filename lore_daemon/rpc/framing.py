@@ -105,6 +105,7 @@ class FrameReader:
     def read(self) -> Frame | FramingProblem | None:
         headers: dict[bytes, bytes] = {}
         garbage = False
+        conflicting_length = False
         while True:
             line = self._stream.readline(MAX_HEADER_LINE)
             if not line:
@@ -121,12 +122,20 @@ class FrameReader:
                 # Bytes glued in front of a header (e.g. an unterminated body): drop them.
                 headers.clear()
                 garbage = False
+                conflicting_length = False
                 line = line[start:]
             name, sep, value = line.partition(b":")
             if not sep:
                 garbage = True
                 continue
-            headers[name.strip().lower()] = value.strip()
+            key, value = name.strip().lower(), value.strip()
+            if key == b"content-length" and headers.get(key, value) != value:
+                conflicting_length = True
+            headers[key] = value
+        if conflicting_length:
+            # Which length is right is unknowable, so is where this body ends: answer, and resync
+            # on the next header (the body is then skipped as garbage).
+            return FramingProblem("conflicting Content-Length headers")
         return self._body(headers)
 
     def _body(self, headers: dict[bytes, bytes]) -> Frame | FramingProblem | None:

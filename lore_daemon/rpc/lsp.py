@@ -6,6 +6,8 @@ Each override fixes a pygls default that would leave a client without an answer 
   with renamed keys, and never answers a request without ``params``);
 * ``initialize`` advertises the ``lore/*`` methods under ``capabilities.experimental.lore``;
 * a request after ``shutdown`` gets ``-32600`` instead of silence;
+* a request reusing the id of a request still pending gets ``-32600`` (the pending one runs on);
+* a notification method sent with an id (as a request) gets ``-32600`` instead of silence;
 * ``exit`` hands its exit code to the transport instead of calling ``sys.exit`` mid-loop;
 * an unexpected exception becomes ``INTERNAL`` with a generic message — no traceback in ``data``;
 * every error's ``data`` is a ``RobotError``, and expected errors are not logged as tracebacks.
@@ -36,6 +38,8 @@ from lore_daemon.rpc.errors import protocol_failure
 log = logging.getLogger(__name__)
 
 PROGRESS_NOTIFICATION = "lore/progress"
+# LSP methods that are notifications: lsprotocol gives them no response type.
+LSP_NOTIFICATIONS = frozenset(m for m, kinds in types.METHOD_TO_TYPES.items() if kinds[1] is None)
 _MESSAGE_FIELDS = ("id", "method", "jsonrpc", "params", "result")
 
 
@@ -91,6 +95,8 @@ class LoreProtocol(LanguageServerProtocol):
         super().__init__(server, converter)
         # Set by the transport: receives the exit code when the client sends ``exit``.
         self.exit_hook: Callable[[int], None] | None = None
+        # Ids of the client's requests not answered yet (every answer goes through _send_response).
+        self._pending_ids: set[Any] = set()
 
     @property
     def is_shut_down(self) -> bool:
@@ -132,7 +138,23 @@ class LoreProtocol(LanguageServerProtocol):
             )
             self._send_response(message.id, error=error.to_response_error())
             return
+        if method is not None and hasattr(message, "id"):  # a request
+            if message.id in self._pending_ids:
+                error = protocol_failure(
+                    "INVALID_REQUEST",
+                    f"id {message.id!r} is already used by a pending request; that request runs on.",
+                    "Give every request an id not used by another request still in flight.",
+                )
+                log.warning("rejected a %s request reusing pending id %r", method, message.id)
+                self._send_response(message.id, error=error.to_response_error())
+                return
+            self._pending_ids.add(message.id)
         super().handle_message(message)
+
+    def _send_response(self, msg_id: Any, result: Any | None = None, error: Any | None = None) -> None:
+        """Every answer to a client request passes here: its id is free for reuse from now on."""
+        self._pending_ids.discard(msg_id)
+        super()._send_response(msg_id, result, error)
 
     # ------------------------------------------------------------------------------ messages
 
@@ -140,6 +162,12 @@ class LoreProtocol(LanguageServerProtocol):
         """Like pygls', without logging a traceback and with a RobotError for bad LSP params."""
         if "jsonrpc" not in data:
             return data
+        if "id" in data and data.get("method") in LSP_NOTIFICATIONS:
+            raise protocol_failure(
+                "INVALID_REQUEST",
+                f"{data['method']} is a notification: it takes no id and gets no answer.",
+                "Send it without an id.",
+            )
         try:
             if "id" in data:
                 if "error" in data:

@@ -121,8 +121,8 @@ class Dispatcher:
             log.exception("failed to handle a %r message", message.get("method", "response"))
 
     def _reply_error(self, msg_id: int | str | None, error: JsonRpcException) -> None:
-        # JSON-RPC answers an unidentifiable message with id null; pygls' annotation omits None.
-        self._protocol._send_response(msg_id, error=error.to_response_error())  # type: ignore[arg-type]
+        # JSON-RPC answers an unidentifiable message with id null.
+        self._protocol._send_response(msg_id, error=error.to_response_error())
 
 
 async def serve_stdio(

@@ -13,8 +13,8 @@ from pygls.exceptions import JsonRpcException
 
 from lore_daemon.errors import LoreError
 from lore_daemon.protocol import RobotError
+from lore_daemon.recovery import actions_for_error
 from lore_daemon.rpc.errors import protocol_failure, robot_error, rpc_exception
-from lore_daemon.services.actions import actions_for
 from lore_daemon.services.spec import Call
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def robot_error_for(exc: LoreError, call: Call) -> RobotError:
         exc.code,
         exc.message,
         exc.suggestion,
-        actions=actions_for(exc, call),
+        actions=actions_for_error(exc, call.method, call.params),
         details=exc.details,
     )
 

@@ -17,7 +17,9 @@ if TYPE_CHECKING:  # the engine pulls in httpx: keep it off the start-up path
 async def _run(
     engine: Engine, params: protocol.PreflightParams, sink: ProgressSink
 ) -> protocol.PreflightResult:
-    return await engine.preflight(params, sink)
+    from lore_daemon.sync.surgical import run_preflight  # down the layers; loaded with the engine
+
+    return await run_preflight(engine, params, sink)
 
 
 async def serve(

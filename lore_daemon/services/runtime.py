@@ -184,18 +184,15 @@ class WarmState:
 
     def _make_engine(self, config: Config, db: Database) -> Engine:
         from lore_daemon.engine import Engine
-        from lore_daemon.gitlab.client import GitLabClient
         from lore_daemon.sync.locking import make_owner
 
         for name in ENGINE_MODULES:  # the engine imports these lazily, per run: do it now
             importlib.import_module(name)
         token = read_token(config, self.settings.env)
         redact(token.reveal())  # defence in depth: the token is never logged anyway
-        gitlab = GitLabClient(
-            config.gitlab.base_url, token.reveal(), concurrency=config.sync.primary_concurrency
-        )
+        engine = Engine.create(config, db, token.reveal(), owner=make_owner())
         log.info("engine ready for %s", config.gitlab.base_url)
-        return Engine(config=config, db=db, gitlab=gitlab, owner=make_owner())
+        return engine
 
     def _engine_built(self, task: asyncio.Task[Engine]) -> None:
         self._engine_building = None

@@ -15,7 +15,9 @@ if TYPE_CHECKING:  # the engine pulls in httpx: keep it off the start-up path
 
 
 async def _run(engine: Engine, params: protocol.SyncParams, sink: ProgressSink) -> protocol.SyncResult:
-    return await engine.sync_standard(params, sink)
+    from lore_daemon.sync.standard import run_standard_sync  # down the layers; loaded with the engine
+
+    return await run_standard_sync(engine, params, sink)
 
 
 async def serve(runtime: Runtime, params: protocol.SyncParams, call: Call) -> protocol.SyncResult:

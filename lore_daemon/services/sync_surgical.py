@@ -17,7 +17,9 @@ if TYPE_CHECKING:  # the engine pulls in httpx: keep it off the start-up path
 async def _run(
     engine: Engine, params: protocol.SyncSurgicalParams, sink: ProgressSink
 ) -> protocol.SyncResult:
-    return await engine.sync_surgical(params, sink)
+    from lore_daemon.sync.surgical import run_surgical_sync  # down the layers; loaded with the engine
+
+    return await run_surgical_sync(engine, params, sink)
 
 
 async def serve(

@@ -1,4 +1,6 @@
-"""One running simulator's state and its per-request decision: control API, faults, latency, API."""
+"""One running simulator's state and its per-request decision: control API, faults, latency,
+rate limit, API. Order for an API request: fault rules (a proxy in front of GitLab) → latency →
+the authenticated-API throttle (Rack::Attack, token owners only) → the API itself."""
 
 from __future__ import annotations
 
@@ -9,14 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from lore_daemon.errors import LoreError
+from lore_daemon.sim.clock import SimClock
 from lore_daemon.sim.config import RuntimeOptions, SimConfig
 from lore_daemon.sim.control_api import ControlApi
 from lore_daemon.sim.data import Dataset
 from lore_daemon.sim.entities import Entities
 from lore_daemon.sim.faults import FaultBook, rate_limit_response, status_response
 from lore_daemon.sim.mutations import Mutator
+from lore_daemon.sim.ratelimit import RateLimiter, throttled_response
 from lore_daemon.sim.reqlog import RequestLog
-from lore_daemon.sim.routes import Api, auth_kind
+from lore_daemon.sim.routes import Api, auth_kind, presented_token
 from lore_daemon.sim.wire import Request, Response, json_response
 
 log = logging.getLogger(__name__)
@@ -28,9 +32,10 @@ class Reply:
     """What the HTTP layer must do: write ``response`` normally, or misbehave as ``mode`` says."""
 
     response: Response | None
-    mode: str = "ok"  # ok | status | rate_limit | malformed | truncate | drop | timeout | control
+    mode: str = "ok"  # ok | status | rate_limit | malformed | truncate | trickle | drop | timeout | control
     entry: dict[str, Any] | None = None  # the log entry to finish once the reply is on the wire
     hold_s: float = 0.0
+    interval_ms: int = 0  # trickle: one body byte every interval_ms
 
 
 class SimApp:
@@ -40,11 +45,13 @@ class SimApp:
         self.config = config
         self.base_url = base_url
         self.pid = os.getpid()
+        self.clock = SimClock()
         self.dataset = Dataset(config, base_url)
         self.entities = Entities(self.dataset)
         self.options = RuntimeOptions(total_threshold=config.total_threshold)
         self.api = Api(config, self.dataset, self.entities, self.options)
-        self.mutator = Mutator(self.dataset)
+        self.mutator = Mutator(self.dataset, self.clock)
+        self.throttle = RateLimiter(self.clock)
         self.faults = FaultBook()
         self.faults.global_latency_ms = config.latency_ms
         self.log = RequestLog(config.log_limit)
@@ -68,15 +75,23 @@ class SimApp:
                 hold = firing.hold_s if firing.hold_s is not None else self.config.timeout_hold_s
                 return Reply(None, firing.kind, entry, hold)
             if firing.kind == "rate_limit":
-                return Reply(rate_limit_response(firing), "rate_limit", entry)
+                return Reply(rate_limit_response(firing, self.clock.now_ms() / 1000), "rate_limit", entry)
             if firing.kind == "status" and firing.status is not None:
                 return Reply(status_response(firing.status), "status", entry)
+        verdict = None
+        if presented_token(req) == self.config.token:
+            opts = self.options
+            verdict = self.throttle.check(opts.rate_limit, opts.rate_limit_period_s, opts.rate_limit_headers)
+            if verdict is not None and not verdict.allowed:
+                return Reply(throttled_response(verdict), "throttled", entry)
         response = self._api_response(req)
+        if verdict is not None:
+            response.headers.extend(verdict.headers)
         if firing is not None and firing.kind == "malformed":
             broken = response.body[: max(1, len(response.body) // 2)] + b"<!-- upstream reset -->"
             return Reply(Response(200, broken, response.headers), "malformed", entry)
-        if firing is not None and firing.kind == "truncate":
-            return Reply(response, "truncate", entry)
+        if firing is not None and firing.kind in ("truncate", "trickle"):
+            return Reply(response, firing.kind, entry, interval_ms=firing.interval_ms)
         return Reply(response, "ok", entry)
 
     def _api_response(self, req: Request) -> Response:

@@ -27,7 +27,7 @@ class SimConfig:
     other_mrs: int = 5
     timeout_hold_s: float = 300.0  # how long a "timeout" fault holds a connection open
     log_limit: int = 50_000  # request-log entries kept (oldest dropped first; ~0.5 KB each)
-    version: str = "17.5.1"
+    version: str = "18.4.1"
 
     def __post_init__(self) -> None:
         for name in ("issues", "mrs", "other_issues", "other_mrs"):
@@ -62,15 +62,29 @@ def _invalid(key: str, why: str) -> InvalidParamsError:
     )
 
 
+RATE_LIMIT_HEADER_MODES = ("all", "throttled", "none")
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "token_mode": ("valid", "expired", "insufficient_scope"),
+    "rate_limit_headers": RATE_LIMIT_HEADER_MODES,
+}
+
+
 @dataclass(slots=True)
 class RuntimeOptions:
-    """Knobs a test can flip on a running simulator (``SimControl.set_option``)."""
+    """Knobs a test can flip on a running simulator (``SimControl.set_option``).
+
+    They model what differs between GitLab versions and settings; what GitLab always does
+    (ThrottledTouch, the ``Date`` header) is not a knob.
+    """
 
     total_threshold: int = 10_000
     omit_next_page_header: bool = False  # drop X-Next-Page and Link: clients must use the full-page rule
     token_mode: str = "valid"  # "valid" | "expired" (401 invalid_token) | "insufficient_scope" (403)
-    issues_enabled: bool = True  # False: issue routes answer 403 (feature disabled)
-    merge_requests_enabled: bool = True
+    keyset_issues: bool = True  # GitLab >= 18.3 pages project issues by cursor; False: 405 (older)
+    rate_limit: int = 0  # authenticated API requests per period; 0 = not throttled (self-managed default)
+    rate_limit_period_s: int = 60  # GitLab.com: 60; self-managed default when enabled: 3600
+    rate_limit_headers: str = "all"  # "all" (RateLimit-* on every response) | "throttled" | "none"
+    microsecond_timestamps: bool = False  # notes and events stamped with 6 fractional digits
 
     def set(self, name: str, value: object) -> None:
         """Set one option, checking its name and type (bool/int/str as declared)."""
@@ -79,8 +93,32 @@ class RuntimeOptions:
         current = getattr(self, name)
         if type(value) is not type(current):
             raise _invalid(name, f"expects {type(current).__name__}")
-        if name == "token_mode" and value not in ("valid", "expired", "insufficient_scope"):
-            raise _invalid(name, "must be valid, expired or insufficient_scope")
+        choices = _CHOICES.get(name)
+        if choices is not None and value not in choices:
+            raise _invalid(name, f"must be one of {', '.join(choices)}")
+        if isinstance(value, int) and not isinstance(value, bool):
+            low = 1 if name == "rate_limit_period_s" else 0
+            if value < low:
+                raise _invalid(name, f"must be at least {low}")
+        setattr(self, name, value)
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(slots=True)
+class ProjectSettings:
+    """Per-project settings (``SimControl.set_project_option``)."""
+
+    issues_enabled: bool = True  # False: issue routes answer 403 (feature disabled), MRs still work
+    merge_requests_enabled: bool = True
+    external_tracker: bool = False  # MRs also close external issues: closes_issues gets {id: "PROJ-1"}
+
+    def set(self, name: str, value: object) -> None:
+        if name not in self.__slots__:
+            raise _invalid(name, f"unknown project option; known: {', '.join(self.__slots__)}")
+        if not isinstance(value, bool):
+            raise _invalid(name, "expects bool")
         setattr(self, name, value)
 
     def as_dict(self) -> dict[str, object]:

@@ -67,6 +67,7 @@ class SimControl:
         latency_ms: int | None = None,
         mutation: dict[str, Any] | None = None,
         hold_s: float | None = None,
+        interval_ms: int | None = None,
     ) -> int:
         """Add a rule for requests whose path matches the ``route`` regex; returns its id.
         See ``lore_daemon.sim.faults`` for the kinds."""
@@ -81,6 +82,7 @@ class SimControl:
             "latency_ms": latency_ms,
             "mutation": mutation,
             "hold_s": hold_s,
+            "interval_ms": interval_ms,
         }
         rule_id: int = self._call("POST", "/faults", json=spec)["id"]
         return rule_id
@@ -100,8 +102,10 @@ class SimControl:
 
     def mutate(self, op: str, **args: Any) -> dict[str, Any]:
         """Apply a mutation: bump_issue/bump_mr(project, iid), bump(project, kind, iid),
-        add_note(project, kind, iid, body), close_issue/reopen_issue(project, iid),
-        hide_issue/unhide_issue/hide_mr/unhide_mr(project, iid), add_label(project, kind, iid, label)."""
+        add_note(project, kind, iid, body), delete_note(project, kind, iid, note_id),
+        close_issue/reopen_issue(project, iid), hide_issue/unhide_issue/hide_mr/unhide_mr(project,
+        iid), add_label(project, kind, iid, label), create(project, kind),
+        late_commit(project, kind, iid=None, lag_ms=5000). See docs/simulator.md."""
         result: dict[str, Any] = self._call("POST", "/mutate", json={"op": op, "args": args})
         return result
 
@@ -116,12 +120,36 @@ class SimControl:
 
     def set_option(self, name: str, value: Any) -> dict[str, Any]:
         """total_threshold (int), omit_next_page_header (bool), token_mode ("valid" | "expired" |
-        "insufficient_scope"), issues_enabled / merge_requests_enabled (bool)."""
+        "insufficient_scope"), keyset_issues (bool), rate_limit / rate_limit_period_s (int),
+        rate_limit_headers ("all" | "throttled" | "none"), microsecond_timestamps (bool)."""
         data: dict[str, Any] = self._call("POST", "/options", json={"name": name, "value": value})
         return data
 
     def options(self) -> dict[str, Any]:
         data: dict[str, Any] = self._call("GET", "/options")
+        return data
+
+    def set_project_option(self, project: str | int, name: str, value: bool) -> dict[str, Any]:
+        """Per project: issues_enabled / merge_requests_enabled (False → 403 on that feature's
+        routes), external_tracker (closes_issues also lists external issues)."""
+        body = {"project": str(project), "name": name, "value": value}
+        data: dict[str, Any] = self._call("POST", "/projects", json=body)
+        return data
+
+    def project_options(self, project: str | int) -> dict[str, Any]:
+        data: dict[str, Any] = self._call("GET", "/projects", params={"project": str(project)})
+        return data
+
+    # --- clock ----------------------------------------------------------------------------------
+
+    def clock(self) -> dict[str, Any]:
+        """GitLab's "now": ``{now_ms, now, offset_ms, date}`` (``date`` as in the Date header)."""
+        data: dict[str, Any] = self._call("GET", "/clock")
+        return data
+
+    def advance_clock(self, ms: int) -> dict[str, Any]:
+        """Move the simulator's "now" forward by ``ms`` (e.g. 61_000: past ThrottledTouch's minute)."""
+        data: dict[str, Any] = self._call("POST", "/clock", json={"advance_ms": ms})
         return data
 
     def health(self) -> dict[str, Any]:

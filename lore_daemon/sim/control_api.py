@@ -12,6 +12,8 @@
 | GET | /_sim/dump | ``project`` | the project's full truth |
 | GET | /_sim/stats | | counters |
 | GET/POST | /_sim/options | ``{name, value}`` | options |
+| GET/POST | /_sim/projects | ``project`` / ``{project, name, value}`` | that project's settings |
+| GET/POST | /_sim/clock | ``{advance_ms}`` | ``{now_ms, now, offset_ms, date}`` |
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from lore_daemon.errors import InvalidParamsError, LoreError
+from lore_daemon.sim.config import ProjectSettings
 from lore_daemon.sim.diffs import diff_files
 from lore_daemon.sim.events import EVENT_KINDS, resource_events
+from lore_daemon.sim.external import closes_issues
 from lore_daemon.sim.notes import discussions
 from lore_daemon.sim.wire import Request, Response, json_response
 
@@ -81,13 +85,37 @@ class ControlApi:
             case ("GET", "dump"):
                 return self.dump(req.param("project") or "1")
             case ("GET", "stats"):
-                return {**app.log.stats(), "faults": app.faults.describe(), "options": app.options.as_dict()}
+                return {
+                    **app.log.stats(),
+                    "faults": app.faults.describe(),
+                    "options": app.options.as_dict(),
+                    "throttle": app.throttle.describe(),
+                }
             case ("GET", "options"):
                 return app.options.as_dict()
             case ("POST", "options"):
                 app.options.set(str(body.get("name")), body.get("value"))
+                if str(body.get("name")).startswith("rate_limit"):
+                    app.throttle.reset()  # a new budget starts with a fresh window
                 return app.options.as_dict()
+            case ("GET", "projects"):
+                return self._project(req.param("project") or "1").as_dict()
+            case ("POST", "projects"):
+                settings = self._project(str(body.get("project", "")))
+                settings.set(str(body.get("name")), body.get("value"))
+                return settings.as_dict()
+            case ("GET", "clock"):
+                return app.clock.describe()
+            case ("POST", "clock"):
+                app.clock.advance(int(body.get("advance_ms", 0)))
+                return app.clock.describe()
         raise _bad(f"no control route {req.method} {req.path}")
+
+    def _project(self, ref: str) -> ProjectSettings:
+        project = self.app.dataset.find_project(ref)
+        if project is None:
+            raise _bad(f"no project {ref!r}")
+        return self.app.dataset.settings[project.id]
 
     def dump(self, project_ref: str) -> dict[str, Any]:
         """Everything the simulator holds for one project, as the API would serve it."""
@@ -99,6 +127,7 @@ class ControlApi:
         mrs = app.dataset.table(project.id, "mr")
         out: dict[str, Any] = {
             "project": app.entities.project(project),
+            "settings": app.dataset.settings[project.id].as_dict(),
             "issues": [],
             "merge_requests": [],
             "hidden": {"issues": sorted(issues.hidden), "merge_requests": sorted(mrs.hidden)},
@@ -115,10 +144,7 @@ class ControlApi:
                     out["issues"].append(app.entities.issue(project, iid))
                 else:
                     out["merge_requests"].append(app.entities.merge_request(project, iid, single=True))
-                    closes = app.entities.traits(table, iid).closes
-                    out["closes_issues"][str(iid)] = [
-                        app.entities.issue(project, i) for i in closes if issues.visible(i)
-                    ]
+                    out["closes_issues"][str(iid)] = closes_issues(app.entities, project, iid)
                     out["diffs"][str(iid)] = diff_files(app.dataset, project.id, iid)
                 out["discussions"][key][str(iid)] = discussions(app.dataset, table, iid)
                 out["events"][key][str(iid)] = {

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lore_daemon.sim.config import SimConfig
+from lore_daemon.sim.config import ProjectSettings, SimConfig
 from lore_daemon.timeutil import iso_to_ms, ms_to_iso
 
 Kind = Literal["issue", "mr"]
@@ -45,6 +45,7 @@ _LABEL_COLORS = ["#d9534f", "#428bca", "#5cb85c", "#ff0000", "#69d100", "#6699cc
                  "#cc0033", "#8e44ad", "#009966", "#7f8c8d"]
 # fmt: on
 USER_COUNT = 30  # user 1 is the token owner
+GHOST_USER_ID = 99  # GitLab's "Ghost User": deleted users' notes and events are moved to it
 
 
 def sha1_hex(text: str) -> str:
@@ -109,6 +110,7 @@ class Overlay:
     closed_by: int | None = None
     labels_added: list[str] = field(default_factory=list)
     discussions: list[dict[str, Any]] = field(default_factory=list)
+    deleted_notes: set[int] = field(default_factory=set)  # note ids removed (generated or added)
     state_events: list[dict[str, Any]] = field(default_factory=list)
     label_events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -125,6 +127,7 @@ class EntityTable:
     updated: list[int]  # current, after mutations
     state: list[str]  # current, after mutations
     base_state: list[str]  # as generated
+    seeded: int = 0  # entities generated from the seed (later ones were created by mutations)
     hidden: set[int] = field(default_factory=set)
     overlays: dict[int, Overlay] = field(default_factory=dict)
     _views: dict[tuple[str, str], OrderedView] = field(default_factory=dict)
@@ -138,6 +141,15 @@ class EntityTable:
 
     def visible(self, iid: int) -> bool:
         return 1 <= iid <= self.count and iid not in self.hidden
+
+    def append(self, at_ms: int, state: str) -> int:
+        """A new entity created at ``at_ms`` (created = updated); returns its iid."""
+        for column in (self.created, self.base_updated, self.updated):
+            column.append(at_ms)
+        self.state.append(state)
+        self.base_state.append(state)
+        self.invalidate()
+        return self.count
 
     def invalidate(self) -> None:
         """Forget cached orders: called after any mutation of timestamps, state or visibility."""
@@ -182,7 +194,8 @@ def build_table(seed: int, project_id: int, kind: Kind, count: int) -> EntityTab
             for m in members:
                 updated[m] = shared
     return EntityTable(
-        project_id, kind, GID_BASES[(project_id, kind)], created, list(updated), updated, state, list(state)
+        project_id, kind, GID_BASES[(project_id, kind)], created, list(updated), updated, state, list(state),
+        seeded=count,
     )
 
 
@@ -225,7 +238,16 @@ class Dataset:
         self.tables: dict[tuple[int, Kind], EntityTable] = {
             key: build_table(config.seed, key[0], key[1], n) for key, n in sizes.items()
         }
+        self.settings: dict[int, ProjectSettings] = {pid: ProjectSettings() for pid in self.projects}
         self.users: list[dict[str, Any]] = [self._user(i) for i in range(1, USER_COUNT + 1)]
+        self.ghost = {
+            "id": GHOST_USER_ID,
+            "username": "ghost",
+            "name": "Ghost User",
+            "state": "active",
+            "avatar_url": "https://www.gravatar.com/avatar/ghost?s=80&d=identicon",
+            "web_url": f"{self.base_url}/ghost",
+        }
         self.labels: dict[int, list[dict[str, Any]]] = {pid: self._labels(pid) for pid in self.projects}
         self.milestones: dict[int, list[dict[str, Any]]] = {
             pid: self._milestones(pid) for pid in self.projects
@@ -246,7 +268,7 @@ class Dataset:
         return None
 
     def user(self, user_id: int) -> dict[str, Any]:
-        return self.users[user_id - 1]
+        return self.ghost if user_id == GHOST_USER_ID else self.users[user_id - 1]
 
     def web_url(self, project: ProjectInfo, kind: Kind | None = None, iid: int | None = None) -> str:
         url = f"{self.base_url}/{project.path_with_namespace}"

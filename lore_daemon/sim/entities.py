@@ -101,7 +101,7 @@ class Entities:
         created, updated = table.created[iid], table.base_updated[iid]
         title = f"{rng.choice(_VERBS)} {rng.choice(_THINGS)} {rng.choice(_PLACES)}"
         people = rng.sample(range(2, USER_COUNT + 1), 5)
-        n_issues = self.ds.table(table.project_id, "issue").count
+        n_issues = self.ds.table(table.project_id, "issue").seeded
         closes: tuple[int, ...] = ()
         target = "main"
         if table.kind == "mr":

@@ -3,19 +3,27 @@
 Ids are unique per event kind: generated ones are ``gid * slots + k`` with room per entity;
 events created by mutations take ids from a per-kind counter far above that range. Lists are in
 id order, which is also time order.
+
+As on any long-lived GitLab: some events belong to deleted users (GitLab moves them to its
+"Ghost User"), a label added and removed again may since have been deleted (``label: null``), and
+the entities of ``notes.very_hot`` carry more than 100 label events (several pages at
+``per_page=100``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from lore_daemon.sim.data import USER_COUNT, Dataset, EntityTable, rng_for
+from lore_daemon.sim.data import GHOST_USER_ID, USER_COUNT, Dataset, EntityTable, rng_for
 from lore_daemon.sim.entities import Entities
+from lore_daemon.sim.notes import very_hot
 from lore_daemon.timeutil import ms_to_iso
 
 EventKind = Literal["state", "label", "milestone"]
 EVENT_KINDS: tuple[EventKind, ...] = ("state", "label", "milestone")
-_SLOTS = {"state": 8, "label": 32, "milestone": 4}
+_SLOTS = {"state": 8, "label": 128, "milestone": 4}
+VERY_HOT_LABEL_PAIRS = 55  # add/remove pairs: 110 label events, two pages at per_page=100
+GHOST_SHARE = 0.06  # events whose author was deleted since
 MUTATION_EVENT_ID_BASE = 900_000_000
 
 
@@ -48,7 +56,7 @@ def label_event(
     event_id: int,
     user: int,
     at: int,
-    label: dict[str, Any],
+    label: dict[str, Any] | None,
     action: str,
 ) -> dict[str, Any]:
     return {**_event(ds, table, iid, event_id=event_id, user=user, at=at), "label": label, "action": action}
@@ -63,7 +71,9 @@ def resource_events(ents: Entities, table: EntityTable, iid: int, kind: EventKin
     base = table.gid(iid) * _SLOTS[kind]
     # (time, payload-maker) pairs, sorted by time so ids rise with time.
     items: list[tuple[int, dict[str, Any]]] = []
-    if kind == "state":
+    if iid > table.seeded:  # created by a mutation: only what happened to it since
+        pass
+    elif kind == "state":
         final: list[tuple[int, str]] = []
         end = traits.closed_at if traits.closed_at is not None else updated
         if rng.random() < 0.15 and end > created + 2:
@@ -78,15 +88,21 @@ def resource_events(ents: Entities, table: EntityTable, iid: int, kind: EventKin
             )
     elif kind == "label":
         labels = {label["name"]: label for label in ds.labels[table.project_id]}
-        changes = [
-            (rng.randint(created, min(updated, created + 60_000)), name, "add") for name in traits.labels
+        first = min(updated, created + 60_000)
+        changes: list[tuple[int, str, str, bool]] = [  # (time, label, action, deleted since)
+            (rng.randint(created, first), name, "add", False) for name in traits.labels
         ]
-        if rng.random() < 0.3:
+        pairs = VERY_HOT_LABEL_PAIRS if very_hot(table, iid) else (1 if rng.random() < 0.3 else 0)
+        for _ in range(pairs):
             extra = rng.choice([n for n in labels if n not in traits.labels])
+            gone = rng.random() < 0.3  # the label was deleted later: GitLab now shows label null
             t1 = rng.randint(created, updated)
-            changes += [(t1, extra, "add"), (rng.randint(t1, updated), extra, "remove")]
+            changes += [(t1, extra, "add", gone), (rng.randint(t1, updated), extra, "remove", gone)]
         changes.sort(key=lambda c: c[0])
-        for k, (at, name, action) in enumerate(changes):
+        for k, (at, name, action, gone) in enumerate(changes):
+            user = rng.randint(2, USER_COUNT)
+            if rng.random() < GHOST_SHARE:
+                user = GHOST_USER_ID
             items.append(
                 (
                     at,
@@ -95,9 +111,9 @@ def resource_events(ents: Entities, table: EntityTable, iid: int, kind: EventKin
                         table,
                         iid,
                         event_id=base + k,
-                        user=rng.randint(2, USER_COUNT),
+                        user=user,
                         at=at,
-                        label=labels[name],
+                        label=None if gone else labels[name],
                         action=action,
                     ),
                 )

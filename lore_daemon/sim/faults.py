@@ -1,4 +1,5 @@
-"""Fault rules: what to do to the next requests matching a route regex (API-NOTES §1.12, SPEC §10).
+"""Fault rules: what to do to the next requests matching a route regex (API-NOTES §1.12;
+docs/simulator.md, "Fault rules").
 
 Kinds:
 - ``status``: answer the next status of ``statuses`` (a ``200`` or ``None`` passes through to the
@@ -9,6 +10,8 @@ Kinds:
 - ``malformed``: 200 with a body that is not valid JSON.
 - ``rate_limit``: 429 ``Retry later`` with RateLimit-* and Retry-After when ``retry_after`` is
   given (RateLimit-* alone with ``ratelimit_reset``), or with no such headers at all.
+- ``trickle``: the real response, its body sent one byte every ``interval_ms`` (a server or proxy
+  that never stalls long enough for a per-read timeout to fire).
 Any rule may add ``latency_ms`` and apply a ``mutation`` (``{"op": ..., **args}``) when it fires.
 """
 
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
@@ -24,7 +26,8 @@ from typing import Any
 from lore_daemon.errors import InvalidParamsError
 from lore_daemon.sim.wire import REASONS, Response, json_response, text_response
 
-FAULT_KINDS = ("status", "timeout", "drop", "truncate", "malformed", "rate_limit")
+FAULT_KINDS = ("status", "timeout", "drop", "truncate", "malformed", "rate_limit", "trickle")
+DEFAULT_TRICKLE_MS = 1_000
 
 
 @dataclass(slots=True)
@@ -40,6 +43,7 @@ class FaultRule:
     latency_ms: int | None = None
     mutation: dict[str, Any] | None = None
     hold_s: float | None = None
+    interval_ms: int | None = None
     fired: int = 0
     pattern: re.Pattern[str] = field(default=re.compile(""), repr=False)
 
@@ -62,6 +66,7 @@ class FaultRule:
             "latency_ms": self.latency_ms,
             "mutation": self.mutation,
             "hold_s": self.hold_s,
+            "interval_ms": self.interval_ms,
             "fired": self.fired,
         }
 
@@ -78,6 +83,7 @@ class Firing:
     retry_after: float | None
     ratelimit_reset: bool
     hold_s: float | None
+    interval_ms: int
 
 
 class FaultBook:
@@ -107,6 +113,8 @@ class FaultBook:
             raise _bad("statuses must be HTTP status codes")
         if rule.times is not None and rule.times < 1:
             raise _bad("times must be at least 1")
+        if rule.interval_ms is not None and not 1 <= rule.interval_ms <= 60_000:
+            raise _bad("interval_ms must be between 1 and 60000")
         rule.method = rule.method.upper()
         self._next_id += 1
         self.rules.append(rule)
@@ -154,6 +162,7 @@ class FaultBook:
                 rule.retry_after,
                 rule.ratelimit_reset,
                 rule.hold_s,
+                rule.interval_ms or DEFAULT_TRICKLE_MS,
             )
         return None
 
@@ -178,12 +187,13 @@ def status_response(status: int) -> Response:
     return json_response(status, {"message": f"{status} {reason}"})
 
 
-def rate_limit_response(firing: Firing, limit_per_minute: int = 2000) -> Response:
-    """429 ``Retry later``; headers only when the rule asks for them (GitLab.com edge sends none)."""
+def rate_limit_response(firing: Firing, now_s: float, limit_per_minute: int = 2000) -> Response:
+    """429 ``Retry later``; headers only when the rule asks for them (GitLab.com edge sends none).
+    ``now_s`` is the simulator's clock: ``RateLimit-Reset`` is a time on GitLab's clock."""
     headers: list[tuple[str, str]] = []
     if firing.retry_after is not None or firing.ratelimit_reset:
         wait = firing.retry_after if firing.retry_after is not None else 1.0
-        reset = math.ceil(time.time() + wait)
+        reset = math.ceil(now_s + wait)
         headers = [
             ("RateLimit-Name", "throttle_authenticated_api"),
             ("RateLimit-Limit", str(limit_per_minute)),

@@ -51,11 +51,18 @@ def parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
 
 
 def encode(
-    resp: Response, *, keep_alive: bool, head_only: bool = False, body_len: int | None = None
+    resp: Response,
+    *,
+    keep_alive: bool,
+    date: str,
+    head_only: bool = False,
+    body_len: int | None = None,
 ) -> bytes:
+    """Status line and headers (``Date`` from the simulator's clock: GitLab's "now"), then the body."""
     reason = REASONS.get(resp.status, "Unknown")
     lines = [
         f"HTTP/1.1 {resp.status} {reason}\r\n",
+        f"Date: {date}\r\n",
         f"Content-Type: {resp.content_type}\r\n",
         f"Content-Length: {len(resp.body) if body_len is None else body_len}\r\n",
         _STATIC_HEADERS,
@@ -156,7 +163,8 @@ class HttpServer:
             if length < 0 or length > MAX_BODY or "chunked" in headers.get("transfer-encoding", "").lower():
                 raise BadRequest("unsupported body")
         except (BadRequest, ValueError):
-            writer.write(encode(Response(400, b'{"error":"400 Bad Request"}'), keep_alive=False))
+            bad = Response(400, b'{"error":"400 Bad Request"}')
+            writer.write(encode(bad, keep_alive=False, date=self.app.clock.http_date()))
             await writer.drain()
             return False
         body = await reader.readexactly(length) if length else b""
@@ -188,13 +196,26 @@ class HttpServer:
             self._finish(entry, None, "timeout")
             return False
         assert resp is not None
+        date = self.app.clock.http_date()
         if reply.mode == "truncate":
-            writer.write(encode(resp, keep_alive=False, head_only=True, body_len=len(resp.body)))
+            writer.write(encode(resp, keep_alive=False, date=date, head_only=True, body_len=len(resp.body)))
             writer.write(resp.body[: len(resp.body) // 2])
             await writer.drain()
             self._finish(entry, resp.status, "truncate")
             return False
-        writer.write(encode(resp, keep_alive=keep_alive, head_only=head_only))
+        if reply.mode == "trickle":
+            writer.write(encode(resp, keep_alive=False, date=date, head_only=True))
+            for k in range(len(resp.body)):
+                if k:
+                    await asyncio.sleep(reply.interval_ms / 1000)
+                if writer.is_closing() or reader.at_eof():  # the client gave up
+                    self._finish(entry, None, "client_gone")
+                    return False
+                writer.write(resp.body[k : k + 1])
+                await writer.drain()
+            self._finish(entry, resp.status, "trickle")
+            return False
+        writer.write(encode(resp, keep_alive=keep_alive, date=date, head_only=head_only))
         await writer.drain()
         self._finish(entry, resp.status, reply.mode)
         return keep_alive

@@ -5,10 +5,17 @@
   (prev, next, first, last — in that order), X-Total/X-Total-Pages only when the count is at or
   below the threshold; above it ``rel="last"`` goes too.
 - ``updated_after``/``updated_before``/``created_*`` are inclusive; every order ends ``id DESC``.
+- ``pagination=keyset`` (project issues only, GitLab >= 18.3, gitlab-org/gitlab MR 199887): the
+  page after ``cursor`` in the same order, with only ``Link: <…cursor=…>; rel="next"`` while more
+  items follow (no X-* headers, no totals). Elsewhere, or when the knob is off: 405.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import bisect
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,8 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
-from lore_daemon.sim.data import EntityTable
+from lore_daemon.sim.data import EntityTable, OrderedView
 from lore_daemon.sim.wire import ApiError, Request, invalid_param, invalid_value
+from lore_daemon.timeutil import iso_to_ms, ms_to_iso
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
@@ -43,11 +51,15 @@ class ListOptions:
     base_url: str
     total_threshold: int
     omit_next_page_header: bool = False
+    keyset: bool = False  # this listing pages by cursor when asked (project issues, newer GitLab)
 
 
-def page_spec(req: Request) -> PageSpec:
-    if req.param("pagination") == "keyset":
-        raise ApiError(405, {"error": "Keyset pagination is not yet available for this type of request"})
+KEYSET_UNAVAILABLE = {"error": "Keyset pagination is not yet available for this type of request"}
+
+
+def page_spec(req: Request, *, keyset_ok: bool = False) -> PageSpec:
+    if req.param("pagination") == "keyset" and not keyset_ok:
+        raise ApiError(405, KEYSET_UNAVAILABLE)
     page = _int_param(req, "page", 1)
     per_page = _int_param(req, "per_page", DEFAULT_PER_PAGE)
     return PageSpec(max(page, 1), min(per_page, MAX_PER_PAGE) if per_page >= 1 else DEFAULT_PER_PAGE)
@@ -104,6 +116,10 @@ def headers(req: Request, spec: PageSpec, total: int, opts: ListOptions) -> list
 
 def _page_url(req: Request, opts: ListOptions, page: int, per_page: int) -> str:
     """The request URL with all its params plus page/per_page, re-encoded like Rails ``to_query``."""
+    return _url_with(req, opts, {"page": str(page), "per_page": str(per_page)})
+
+
+def _url_with(req: Request, opts: ListOptions, extra: dict[str, str]) -> str:
     scalars: dict[str, str] = {}
     arrays: dict[str, list[str]] = {}
     for key, value in req.query:
@@ -111,7 +127,7 @@ def _page_url(req: Request, opts: ListOptions, page: int, per_page: int) -> str:
             arrays.setdefault(key, []).append(value)
         elif key not in _HIDDEN_PARAMS:
             scalars[key] = value
-    scalars["page"], scalars["per_page"] = str(page), str(per_page)
+    scalars.update(extra)
     parts = [f"{quote_plus(k)}={quote_plus(v)}" for k, v in scalars.items()]
     parts += ["&".join(f"{quote_plus(k)}={quote_plus(v)}" for v in vs) for k, vs in arrays.items()]
     return f"{opts.base_url}{req.path}?{'&'.join(sorted(parts))}"
@@ -152,7 +168,8 @@ def select_entities(
     if state not in (ISSUE_STATES if table.kind == "issue" else MR_STATES):
         raise invalid_value("state")
     iid_filter = _iids(req)
-    spec = page_spec(req)
+    keyset = opts.keyset and req.param("pagination") == "keyset"
+    spec = page_spec(req, keyset_ok=keyset)
     bounds = {
         col: (parse_time(req, f"{col}_after", upper=False), parse_time(req, f"{col}_before", upper=True))
         for col in ("updated", "created")
@@ -172,6 +189,8 @@ def select_entities(
         checks.append(lambda i: states[i] == state)
     if iid_filter is not None:
         checks.append(iid_filter.__contains__)
+    if keyset:
+        return _keyset_page(req, table, opts, view, (lo, hi), checks, order_by, sort, spec.per_page)
     if checks:
         matched = [i for i in view.iids[lo:hi] if all(check(i) for check in checks)]
         total, page_iids = len(matched), matched[spec.offset : spec.offset + spec.per_page]
@@ -190,3 +209,55 @@ def _iids(req: Request) -> set[int] | None:
         return {int(v) for v in values}
     except ValueError:
         raise invalid_param("iids") from None
+
+
+def _keyset_page(
+    req: Request,
+    table: EntityTable,
+    opts: ListOptions,
+    view: OrderedView,
+    bounds: tuple[int, int],
+    checks: list[Callable[[int], bool]],
+    order_by: str,
+    sort: str,
+    per_page: int,
+) -> tuple[list[int], list[tuple[str, str]]]:
+    """One cursor page: the items after the cursor's (value, id) in the list's order."""
+    column = table.created if order_by == "created_at" else table.updated
+    lo, hi = bounds
+    cursor = req.param("cursor")
+    if cursor:
+        value, gid = _decode_cursor(cursor, order_by)
+        sign = 1 if sort == "asc" else -1  # ascending: (value, -id); descending: (-value, -id)
+        lo = max(lo, bisect.bisect_right(view.iids, (sign * value, -gid), lo, hi,
+                                          key=lambda i: (sign * column[i], -table.gid(i))))
+    page: list[int] = []
+    more = False
+    for idx in range(lo, hi):
+        i = view.iids[idx]
+        if all(check(i) for check in checks):
+            if len(page) == per_page:
+                more = True
+                break
+            page.append(i)
+    headers: list[tuple[str, str]] = []
+    if more:
+        last = page[-1]
+        token = _encode_cursor(order_by, column[last], table.gid(last))
+        url = _url_with(req, opts, {"cursor": token, "per_page": str(per_page)})
+        headers.append(("Link", f'<{url}>; rel="next"'))
+    return page, headers
+
+
+def _encode_cursor(order_by: str, value_ms: int, gid: int) -> str:
+    """GitLab's cursor: base64 of the last row's order values (``_kd`` = direction marker)."""
+    raw = json.dumps({order_by: ms_to_iso(value_ms), "id": str(gid), "_kd": "n"}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(token: str, order_by: str) -> tuple[int, int]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode() + b"=" * (-len(token) % 4)))
+        return iso_to_ms(data[order_by]), int(data["id"])
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise invalid_param("cursor") from None

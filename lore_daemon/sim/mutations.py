@@ -1,7 +1,16 @@
 """Mutations of the seeded truth, as GitLab would record them (for mid-run changes in tests).
 
-Every change bumps the entity's ``updated_at`` to a time strictly later than before (now, or
-the old value + 1 ms if the clock is behind), like ``Note#touch_noteable`` and state changes do.
+Stamps come from the simulator's clock (``SimClock``). What moves a parent's ``updated_at`` follows
+GitLab (API-NOTES §5.5):
+
+* attribute saves (``bump``, close/reopen, creation) always do, to a time strictly later than before;
+* a new note or a label change goes through ``ThrottledTouch``: the parent is touched only when its
+  ``updated_at`` is more than ``TOUCH_INTERVAL_MS`` old, else it keeps its old value while the
+  note or event carries the new time;
+* deleting a note never touches the parent.
+
+``late_commit`` models §5b: a change stamped before it became visible, so it appears with an
+``updated_at`` older than items a sync may already have listed.
 """
 
 from __future__ import annotations
@@ -10,19 +19,22 @@ from collections.abc import Callable
 from typing import Any
 
 from lore_daemon.errors import InvalidParamsError
+from lore_daemon.sim.clock import SimClock
 from lore_daemon.sim.data import Dataset, EntityTable, Kind, Overlay, sha1_hex
 from lore_daemon.sim.events import MUTATION_EVENT_ID_BASE, label_event, state_event
-from lore_daemon.sim.notes import build_note
-from lore_daemon.timeutil import ms_to_iso, now_ms
+from lore_daemon.sim.notes import build_note, discussions
+from lore_daemon.timeutil import ms_to_iso
 
 ADDED_NOTE_ID_BASE = 2_000_000_000
+TOUCH_INTERVAL_MS = 60_000  # ThrottledTouch::TOUCH_INTERVAL (gitlabhq app/models/concerns/throttled_touch.rb)
 
 
 class Mutator:
     """Applies named mutation ops; ``apply(op, args)`` is what the control API calls."""
 
-    def __init__(self, ds: Dataset) -> None:
+    def __init__(self, ds: Dataset, clock: SimClock) -> None:
         self.ds = ds
+        self.clock = clock
         self._note_seq = 0
         self._event_seq = {"state": 0, "label": 0}
         self._ops: dict[str, Callable[..., dict[str, Any]]] = {
@@ -37,6 +49,9 @@ class Mutator:
             "hide_mr": lambda project, iid: self.set_hidden(project, "mr", iid, hidden=True),
             "unhide_mr": lambda project, iid: self.set_hidden(project, "mr", iid, hidden=False),
             "add_label": self.add_label,
+            "delete_note": self.delete_note,
+            "create": self.create,
+            "late_commit": self.late_commit,
         }
 
     @property
@@ -61,9 +76,10 @@ class Mutator:
     def add_note(
         self, project: str | int, kind: Kind, iid: int, body: str, author: int = 1
     ) -> dict[str, Any]:
-        """A new individual-note discussion; bumps the parent like ``Note#touch_noteable``."""
+        """A new individual-note discussion; the parent is touched as ``Note#touch_noteable`` does
+        (throttled: ``touched`` in the result says whether its ``updated_at`` moved)."""
         table = self._table(project, kind, iid)
-        at = self._next_time(table, iid)
+        at = self.clock.now_ms()
         self._note_seq += 1
         note = build_note(
             self.ds,
@@ -81,12 +97,57 @@ class Mutator:
             "notes": [note],
         }
         self._overlay(table, iid).discussions.append(discussion)
-        self._set_updated(table, iid, at)
+        touched = self._throttled_touch(table, iid, at)
         return {
-            **self._result(table, iid, updated=at),
+            **self._result(table, iid, updated=table.updated[iid]),
+            "touched": touched,
             "note_id": note["id"],
             "discussion_id": discussion["id"],
+            "created_at": ms_to_iso(at),
         }
+
+    def delete_note(self, project: str | int, kind: Kind, iid: int, note_id: int) -> dict[str, Any]:
+        """Remove a note (generated or added); the parent's ``updated_at`` does not move."""
+        table = self._table(project, kind, iid)
+        known = {n["id"] for d in discussions(self.ds, table, iid) for n in d["notes"]}
+        if note_id not in known:
+            raise _bad(f"{kind} {iid} has no note {note_id!r}", note_id=note_id)
+        self._overlay(table, iid).deleted_notes.add(note_id)
+        return {**self._result(table, iid, updated=table.updated[iid]), "touched": False}
+
+    def create(self, project: str | int, kind: Kind) -> dict[str, Any]:
+        """A new issue or MR (state ``opened``), created and updated now."""
+        table = self._new_table(project, kind)
+        at = self.clock.now_ms()
+        iid = table.append(at, "opened")
+        return self._result(table, iid, updated=at)
+
+    def late_commit(
+        self, project: str | int, kind: Kind, iid: int | None = None, lag_ms: int = 5_000
+    ) -> dict[str, Any]:
+        """A change stamped ``lag_ms`` before now that only becomes visible now (API-NOTES §5b).
+
+        With ``iid`` the entity is updated (its ``updated_at`` still only moves forward); without,
+        a new one is created. ``late`` in the result says whether another visible entity of the
+        same kind already has a later ``updated_at`` (i.e. a sync may have listed past it).
+        """
+        if not isinstance(lag_ms, int) or lag_ms < 1:
+            raise _bad("lag_ms must be a positive integer", lag_ms=lag_ms)
+        at = self.clock.now_ms() - lag_ms
+        if iid is None:
+            table = self._new_table(project, kind)
+            iid = table.append(at, "opened")
+        else:
+            table = self._table(project, kind, iid)
+            if at <= table.updated[iid]:
+                raise _bad(
+                    f"{kind} {iid} was updated at {ms_to_iso(table.updated[iid])}, after the late stamp "
+                    f"{ms_to_iso(at)}; use a smaller lag_ms",
+                    lag_ms=lag_ms,
+                )
+            self._set_updated(table, iid, at)
+        newer = any(table.updated[i] > at for i in range(1, table.count + 1) if table.visible(i) and i != iid)
+        return {**self._result(table, iid, updated=at), "late": newer}
 
     def set_closed(self, project: str | int, iid: int, *, closed: bool) -> dict[str, Any]:
         """Close or reopen an issue: state change + resource_state_event + bump."""
@@ -122,11 +183,12 @@ class Mutator:
         return self._result(table, iid, updated=table.updated[iid])
 
     def add_label(self, project: str | int, kind: Kind, iid: int, label: str) -> dict[str, Any]:
+        """Label added + label event; the parent is touched through ``ThrottledTouch``."""
         table = self._table(project, kind, iid)
         known = {lab["name"]: lab for lab in self.ds.labels[table.project_id]}
         if label not in known:
             raise _bad(f"unknown label {label!r}", label=label)
-        at = self._next_time(table, iid)
+        at = self.clock.now_ms()
         overlay = self._overlay(table, iid)
         overlay.labels_added.append(label)
         self._event_seq["label"] += 1
@@ -142,18 +204,28 @@ class Mutator:
                 action="add",
             )
         )
-        self._set_updated(table, iid, at)
-        return self._result(table, iid, updated=at)
+        touched = self._throttled_touch(table, iid, at)
+        return {**self._result(table, iid, updated=table.updated[iid]), "touched": touched}
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _table(self, project: str | int, kind: str, iid: Any, *, allow_hidden: bool = False) -> EntityTable:
+    def _new_table(self, project: str | int, kind: str) -> EntityTable:
+        table = self._project_table(project, kind)
+        if table.count + 1 >= 1_000_000:
+            raise _bad(f"{kind} table of {project} is full")
+        return table
+
+    def _project_table(self, project: str | int, kind: str) -> EntityTable:
         found = self.ds.find_project(str(project))
         if found is None:
             raise _bad(f"no project {project!r}", project=project)
         if kind not in ("issue", "mr"):
             raise _bad(f"kind must be 'issue' or 'mr', not {kind!r}", kind=kind)
-        table = self.ds.table(found.id, "issue" if kind == "issue" else "mr")
+        return self.ds.table(found.id, "issue" if kind == "issue" else "mr")
+
+    def _table(self, project: str | int, kind: str, iid: Any, *, allow_hidden: bool = False) -> EntityTable:
+        table = self._project_table(project, kind)
+        found = self.ds.projects[table.project_id]
         if not isinstance(iid, int) or not 1 <= iid <= table.count:
             raise _bad(f"no {kind} with iid {iid!r} in {found.path_with_namespace}", iid=iid)
         if iid in table.hidden and not allow_hidden:
@@ -163,9 +235,16 @@ class Mutator:
     def _overlay(self, table: EntityTable, iid: int) -> Overlay:
         return table.overlays.setdefault(iid, Overlay())
 
-    @staticmethod
-    def _next_time(table: EntityTable, iid: int) -> int:
-        return max(now_ms(), table.updated[iid] + 1)
+    def _next_time(self, table: EntityTable, iid: int) -> int:
+        """An attribute save's stamp: now, strictly later than the entity's last update."""
+        return max(self.clock.now_ms(), table.updated[iid] + 1)
+
+    def _throttled_touch(self, table: EntityTable, iid: int, at: int) -> bool:
+        """``ThrottledTouch#touch``: only when ``updated_at`` is more than a minute older than ``at``."""
+        if at - table.updated[iid] <= TOUCH_INTERVAL_MS:
+            return False
+        self._set_updated(table, iid, at)
+        return True
 
     def _touch(self, table: EntityTable, iid: int) -> int:
         at = self._next_time(table, iid)

@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lore_daemon.sim.data import USER_COUNT, Dataset, EntityTable, rng_for, sha1_hex
+from lore_daemon.sim.data import GHOST_USER_ID, USER_COUNT, Dataset, EntityTable, rng_for, sha1_hex
 from lore_daemon.sim.diffs import diff_files, line_code, mr_shas
 from lore_daemon.timeutil import ms_to_iso
 
 ShapeKind = Literal["system", "individual", "thread", "diff"]
 HOT_EVERY = 25  # every 25th entity (iid % 25 == 7) is "hot": > 1 page of discussions
+VERY_HOT_EVERY = 1000  # iid % 1000 == 42: > 100 discussions, several pages even at per_page=100
+VERY_HOT_EXTRA = 110  # individual notes added to a very hot entity's plan
+GHOST_NOTE_SHARE = 0.03  # notes whose author was deleted since (shown as GitLab's Ghost User)
 MAX_NOTES = 200  # generated note ids are gid * 256 + k
 _PLAN_CACHE_LIMIT = 50_000
 
@@ -49,6 +52,11 @@ _REMARKS = [
 _WORDS = ["retry", "cursor", "page", "token", "lock", "queue", "timeout", "cache", "migration"]
 
 
+def very_hot(table: EntityTable, iid: int) -> bool:
+    """Entities whose dependents span several pages at ``per_page=100`` (discussions, label events)."""
+    return iid % VERY_HOT_EVERY == 42 and iid <= table.seeded
+
+
 @dataclass(frozen=True, slots=True)
 class Shape:
     kind: ShapeKind
@@ -63,7 +71,7 @@ def note_plan(ds: Dataset, table: EntityTable, iid: int) -> tuple[Shape, ...]:
         return found
     if len(ds.plan_cache) >= _PLAN_CACHE_LIMIT:
         ds.plan_cache.clear()
-    k = ds.config.notes_per_entity
+    k = ds.config.notes_per_entity if iid <= table.seeded else 0  # created by a mutation: none yet
     rng = rng_for(ds.seed, table.project_id, table.kind, iid, "plan")
     # Hot entities get max(6K, 45) notes (more than a page of discussions); the others 0..~1.6K,
     # so the mean stays close to K.
@@ -83,15 +91,19 @@ def note_plan(ds: Dataset, table: EntityTable, iid: int) -> tuple[Shape, ...]:
             shape = Shape("thread", min(remaining, rng.randint(2, 4)))
         shapes.append(shape)
         remaining -= shape.notes
+    if very_hot(table, iid) and k > 0:
+        shapes += [Shape("individual", 1)] * VERY_HOT_EXTRA
     plan = tuple(shapes)
     ds.plan_cache[key] = plan
     return plan
 
 
 def user_note_count(ds: Dataset, table: EntityTable, iid: int) -> int:
-    """``user_notes_count``: non-system notes, generated plus added by mutations."""
-    count = sum(s.notes for s in note_plan(ds, table, iid) if s.kind != "system")
+    """``user_notes_count``: non-system notes, generated plus added by mutations, minus deleted."""
     overlay = table.overlays.get(iid)
+    if overlay is not None and overlay.deleted_notes:
+        return sum(1 for d in discussions(ds, table, iid) for n in d["notes"] if not n["system"])
+    count = sum(s.notes for s in note_plan(ds, table, iid) if s.kind != "system")
     if overlay is not None:
         count += sum(1 for d in overlay.discussions for n in d["notes"] if not n["system"])
     return count
@@ -105,7 +117,7 @@ def discussions(ds: Dataset, table: EntityTable, iid: int) -> list[dict[str, Any
     total = sum(s.notes for s in plan)
     times = sorted(rng.randint(created, updated) for _ in range(total))
     files = diff_files(ds, table.project_id, iid) if table.kind == "mr" else []
-    n_issues = ds.table(table.project_id, "issue").count or 1
+    n_issues = ds.table(table.project_id, "issue").seeded or 1
     out: list[dict[str, Any]] = []
     k = 0
     for index, shape in enumerate(plan):
@@ -115,6 +127,9 @@ def discussions(ds: Dataset, table: EntityTable, iid: int) -> list[dict[str, Any
         for _ in range(shape.notes):
             at = times[k]
             body = _body(rng, table.kind, shape.kind, n_issues)
+            author = rng.randint(2, USER_COUNT)
+            if shape.kind != "system" and rng.random() < GHOST_NOTE_SHARE:
+                author = GHOST_USER_ID
             notes.append(
                 build_note(
                     ds,
@@ -122,7 +137,7 @@ def discussions(ds: Dataset, table: EntityTable, iid: int) -> list[dict[str, Any
                     iid,
                     note_id=table.gid(iid) * 256 + k,
                     at=at,
-                    author=rng.randint(2, USER_COUNT),
+                    author=author,
                     body=body,
                     kind=shape.kind,
                     position=position,
@@ -140,6 +155,19 @@ def discussions(ds: Dataset, table: EntityTable, iid: int) -> list[dict[str, Any
     overlay = table.overlays.get(iid)
     if overlay is not None:
         out.extend(overlay.discussions)
+        if overlay.deleted_notes:
+            out = _without(out, overlay.deleted_notes)
+    return out
+
+
+def _without(found: list[dict[str, Any]], deleted: set[int]) -> list[dict[str, Any]]:
+    """Discussions minus deleted notes; a discussion left with no note is gone (as on GitLab)."""
+    out = []
+    for discussion in found:
+        notes = [n for n in discussion["notes"] if n["id"] not in deleted]
+        if notes:
+            same = len(notes) == len(discussion["notes"])
+            out.append(discussion if same else {**discussion, "notes": notes})
     return out
 
 

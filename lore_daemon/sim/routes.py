@@ -13,8 +13,10 @@ from lore_daemon.sim.data import Dataset, EntityTable, Kind, ProjectInfo
 from lore_daemon.sim.diffs import diff_files
 from lore_daemon.sim.entities import Entities
 from lore_daemon.sim.events import EVENT_KINDS, resource_events
+from lore_daemon.sim.external import closes_issues
 from lore_daemon.sim.listing import ListOptions, paginate, select_entities
 from lore_daemon.sim.notes import discussions
+from lore_daemon.sim.precision import with_microseconds
 from lore_daemon.sim.wire import (
     ApiError,
     Request,
@@ -69,8 +71,10 @@ class Api:
         except ApiError as err:
             return err.response
 
-    def _list_options(self) -> ListOptions:
-        return ListOptions(self.ds.base_url, self.options.total_threshold, self.options.omit_next_page_header)
+    def _list_options(self, keyset: bool = False) -> ListOptions:
+        return ListOptions(
+            self.ds.base_url, self.options.total_threshold, self.options.omit_next_page_header, keyset
+        )
 
     def _dispatch(self, req: Request) -> Response:
         if not req.path.startswith(API_PREFIX):
@@ -98,7 +102,8 @@ class Api:
         if len(segments) == 2:
             return json_response(200, self.entities.project(project))
         kind = _KIND_SEGMENTS[segments[2]]
-        if not (self.options.issues_enabled if kind == "issue" else self.options.merge_requests_enabled):
+        settings = self.ds.settings[project.id]
+        if not (settings.issues_enabled if kind == "issue" else settings.merge_requests_enabled):
             raise ApiError(403, {"message": "403 Forbidden"})
         table = self.ds.table(project.id, kind)
         if len(segments) == 3:
@@ -153,7 +158,8 @@ class Api:
         return self.entities.merge_request(project, iid, single=single)
 
     def _list(self, req: Request, project: ProjectInfo, table: EntityTable) -> Response:
-        iids, headers = select_entities(req, table, self._list_options())
+        keyset = table.kind == "issue" and self.options.keyset_issues  # MRs: 405 on every version
+        iids, headers = select_entities(req, table, self._list_options(keyset))
         if table.kind == "mr" and req.param("view") == "simple":
             keys = (
                 "id",
@@ -183,18 +189,19 @@ class Api:
                 found = [d for d in items if d["id"] == one]
                 if not found:
                     raise not_found("Discussion")
-                return json_response(200, found[0])
+                return json_response(200, self._stamped(found)[0])
         elif what in _EVENT_SEGMENTS:
             items = resource_events(self.entities, table, iid, _EVENT_SEGMENTS[what])
             if one is not None:
                 matches = [e for e in items if str(e["id"]) == one]
                 if not matches:
                     raise ApiError(404, {"message": "404 Not found"})
-                return json_response(200, matches[0])
+                return json_response(200, self._stamped(matches)[0])
         elif what == "closes_issues":
-            issues = self.ds.table(project.id, "issue")
-            closes = self.entities.traits(table, iid).closes
-            items = [self.entities.issue(project, i) for i in closes if issues.visible(i)]
+            page, headers = paginate(req, closes_issues(self.entities, project, iid), self._list_options())
+            # GitLab pages the mixed list, then answers a page's internal issues before its external ones
+            page.sort(key=lambda item: isinstance(item["id"], str))
+            return json_response(200, page, headers)
         elif what == "diffs":
             items = diff_files(self.ds, project.id, iid)
         else:  # changes (deprecated): the MR with every diff inline
@@ -202,7 +209,11 @@ class Api:
             payload.update({"changes": diff_files(self.ds, project.id, iid), "overflow": False})
             return json_response(200, payload)
         page, headers = paginate(req, items, self._list_options())
-        return json_response(200, page, headers)
+        return json_response(200, page if what == "diffs" else self._stamped(page), headers)
+
+    def _stamped(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Notes and events with microsecond timestamps when that knob is on."""
+        return with_microseconds(items) if self.options.microsecond_timestamps else items
 
 
 def _route_exists(s: list[str]) -> bool:

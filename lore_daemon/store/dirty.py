@@ -3,7 +3,8 @@
 ``dirty_sources`` is keyed by ``(source_type, source_id)`` with no id column, so re-dirtying a
 source UPSERTs its one row and moves ``queued_at`` forward. Scoping therefore works on keys plus
 ``queued_at`` (never an id high-water mark): a row is cleared only if it was queued no later than
-the moment its document was generated, so a re-dirty that lands afterwards survives (SPEC §8.8).
+the moment its document was generated, so a re-dirty that lands afterwards survives
+(docs/surgical-sync.md, invariant 8).
 
 Every function runs inside the caller's transaction.
 """

@@ -8,11 +8,11 @@ Sources are rendered a batch at a time (``store/render.py``: a handful of set-ba
 the whole batch instead of 3-7 point queries per source).
 
 Writes are batched: new documents go in as one multi-row INSERT and changed ones as one multi-row
-UPDATE per chunk of ``WRITE_CHUNK``. FTS5 flushes its pending index data at the end of every
-statement that touches it, so one statement per document paid a segment write (and later merges)
-per document; one per chunk cut the document write cost by about 3x. A statement is atomic, so
-when a chunk fails nothing of it was written and its documents are retried one by one: a source
-that fails alone is still isolated.
+UPDATE per chunk of ``write_chunk`` documents (``Tuning.write_chunk``). FTS5 flushes its pending
+index data at the end of every statement that touches it, so one statement per document paid a
+segment write (and later merges) per document; one per chunk cut the document write cost by about
+3x. A statement is atomic, so when a chunk fails nothing of it was written and its documents are
+retried one by one: a source that fails alone is still isolated.
 
 Surgical runs call :func:`regenerate_documents` with the keys their ingest touched, then
 :func:`~lore_daemon.store.dirty.clear_dirty_if_not_newer`; they never drain the global queue.
@@ -33,12 +33,10 @@ import msgspec
 from lore_daemon.store.dirty import clear_dirty_if_not_newer, dirty_keys, record_dirty_failure
 from lore_daemon.store.keys import SourceKey, unique_keys
 from lore_daemon.store.render import Rendered, render_sources
+from lore_daemon.tuning import DEFAULT_TUNING
 
 DEFAULT_MAX_ATTEMPTS = 3
-# Documents per multi-row statement: a whole docs-phase batch (500) is one statement, one FTS5
-# segment. Measured against 100 on the 2,000-issue replay: ~9% less write time (100 had beaten
-# 25 and 250 when documents were still rendered one by one).
-WRITE_CHUNK = 500
+WRITE_CHUNK = DEFAULT_TUNING.write_chunk  # the default; the engine's Tuning passes its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +109,11 @@ class _DocumentBatch:
     failed is reported to ``on_error`` (or the error propagates when there is none) instead.
     """
 
-    def __init__(self, conn: apsw.Connection, now_ms: int, on_error: OnError | None) -> None:
+    def __init__(
+        self, conn: apsw.Connection, now_ms: int, on_error: OnError | None, write_chunk: int
+    ) -> None:
         self.conn = conn
+        self.write_chunk = write_chunk
         self.now_ms = now_ms
         self.on_error = on_error
         self.results: dict[SourceKey, tuple[Status, int | None]] = {}
@@ -140,10 +141,11 @@ class _DocumentBatch:
                                         digest, rendered.url, self.now_ms)))
 
     def flush(self) -> None:
-        for start in range(0, len(self._updates), WRITE_CHUNK):
-            self._apply("update", self._updates[start:start + WRITE_CHUNK])
-        for start in range(0, len(self._inserts), WRITE_CHUNK):
-            self._apply("insert", self._inserts[start:start + WRITE_CHUNK])
+        size = self.write_chunk
+        for start in range(0, len(self._updates), size):
+            self._apply("update", self._updates[start:start + size])
+        for start in range(0, len(self._inserts), size):
+            self._apply("insert", self._inserts[start:start + size])
         self._inserts, self._updates = [], []
 
     def _apply(self, kind: WriteKind, chunk: Chunk) -> None:
@@ -217,11 +219,13 @@ def _render_isolating(
     return rendered
 
 
-def regenerate_documents(conn: apsw.Connection, keys: Iterable[SourceKey], *, now_ms: int) -> DocsOutcome:
+def regenerate_documents(
+    conn: apsw.Connection, keys: Iterable[SourceKey], *, now_ms: int, write_chunk: int = WRITE_CHUNK
+) -> DocsOutcome:
     """Render and store the documents of exactly ``keys``; ``generated_at`` is ``now_ms``."""
     wanted = unique_keys(keys)
     existing = existing_documents(conn, wanted)
-    batch = _DocumentBatch(conn, now_ms, on_error=None)
+    batch = _DocumentBatch(conn, now_ms, on_error=None, write_chunk=write_chunk)
     rendered = render_sources(conn, wanted)
     for key in wanted:
         batch.add(key, rendered[key], existing.get(key))
@@ -230,7 +234,8 @@ def regenerate_documents(conn: apsw.Connection, keys: Iterable[SourceKey], *, no
 
 
 def drain_dirty(
-    conn: apsw.Connection, *, now_ms: int, batch: int = 500, max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    conn: apsw.Connection, *, now_ms: int, batch: int = DEFAULT_TUNING.docs_batch,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS, write_chunk: int = WRITE_CHUNK,
 ) -> DocsOutcome:
     """Standard sync: regenerate one batch of the global dirty queue, oldest first, and clear it.
 
@@ -248,7 +253,7 @@ def drain_dirty(
         record_dirty_failure(conn, key, error=f"{type(exc).__name__}: {exc}")
         failed.append(key)
 
-    writes = _DocumentBatch(conn, now_ms, on_error=park)
+    writes = _DocumentBatch(conn, now_ms, on_error=park, write_chunk=write_chunk)
     rendered = _render_isolating(conn, keys, park)
     for key in keys:
         if key not in rendered:

@@ -1,10 +1,14 @@
 """Issue and MR ingest: the one place that decides whether a fetched payload is written.
 
-Rules, applied inside the caller's write transaction (``BEGIN IMMEDIATE``):
+The rules are :func:`decide` (and :func:`superseded_payload`, :func:`renames_parents`); both
+writers apply them: ``ingest_issue`` / ``ingest_merge_request`` here, item by item, and
+``store/ingest_group.py``, a listing page at once. Applied inside the caller's write transaction
+(``BEGIN IMMEDIATE``):
 
-1. **Never regress** (SPEC §8.6): a local row whose ``updated_at`` is newer than the payload's wins;
-   with ``stale_guard_ms`` (surgical: when its preflight started), an equal ``updated_at`` whose
-   local ``last_seen_at`` is later than the guard also wins — someone wrote a fresher fetch since.
+1. **Never regress** (docs/surgical-sync.md, invariant 6): a local row whose ``updated_at`` is
+   newer than the payload's wins; with ``stale_guard_ms`` (surgical: when its preflight started),
+   an equal ``updated_at`` whose local ``last_seen_at`` is later than the guard also wins —
+   someone wrote a fresher fetch since.
    Such payloads are ``skipped_stale`` and write nothing.
 2. **Unchanged is free**: the same raw bytes (sha256) as the stored payload means no write at all,
    except enqueueing dependents whose watermark is behind.
@@ -171,7 +175,7 @@ def ingest_merge_request(
 
 
 def is_stale(local: LocalEntityState, updated_at_ms: int, stale_guard_ms: int | None) -> bool:
-    """SPEC §8.6: the local row is newer, or as new and re-fetched after the guard."""
+    """Rule 1: the local row is newer, or as new and re-fetched after the guard."""
     if local.updated_at_ms > updated_at_ms:
         return True
     return (
@@ -179,6 +183,41 @@ def is_stale(local: LocalEntityState, updated_at_ms: int, stale_guard_ms: int | 
         and local.updated_at_ms == updated_at_ms
         and local.last_seen_at_ms > stale_guard_ms
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What ingesting one fetched payload does: its status and the dependent jobs to enqueue."""
+
+    status: IngestStatus  # skipped_stale: nothing at all; unchanged: jobs only; ingested: write
+    jobs: tuple[str, ...]  # dependent job types whose watermark is behind the payload
+
+
+def decide(
+    kind: EntityKind, local: LocalEntityState | None, updated_at_ms: int, sha: str,
+    stale_guard_ms: int | None,
+) -> Decision:
+    """The ingest rules for one payload (its ``updated_at`` and raw bytes' sha256) against what
+    the store holds (``local``, read with the payload's sha256 joined in)."""
+    if local is not None and is_stale(local, updated_at_ms, stale_guard_ms):
+        return Decision("skipped_stale", ())
+    jobs = tuple(job_types_behind(kind, local.watermarks if local is not None else {}, updated_at_ms))
+    if local is not None and local.raw_sha256 == sha:
+        return Decision("unchanged", jobs)
+    return Decision("ingested", jobs)
+
+
+def superseded_payload(local: LocalEntityState | None, payload_id: int) -> int | None:
+    """The raw payload an ingested write replaced (to drop), if any."""
+    if local is None or local.raw_payload_id in (None, payload_id):
+        return None
+    return local.raw_payload_id
+
+
+def renames_parents(local: LocalEntityState | None, item: Issue | MergeRequest) -> bool:
+    """Whether an ingested write changes what the entity's discussions' documents embed (its
+    title or URL): then those documents are dirtied too."""
+    return local is not None and (local.title, local.web_url) != (item.title, item.web_url)
 
 
 def _ingest(
@@ -201,13 +240,18 @@ def _ingest(
         return IngestOutcome(kind, iid, gitlab_id, key, status, updated_at_ms, touched)
 
     local = _load_local(conn, kind, sql, gitlab_id)
-    if local is not None and is_stale(local, updated_at_ms, stale_guard_ms):
-        return outcome("skipped_stale")
     sha = hashlib.sha256(raw).hexdigest()
-    watermarks = local.watermarks if local is not None else {}
+    decision = decide(kind, local, updated_at_ms, sha, stale_guard_ms)
+    if decision.status == "skipped_stale":
+        return outcome("skipped_stale")
     if enqueue_dependents:
-        _enqueue_behind(conn, kind, project_id, iid, gitlab_id, updated_at_ms, watermarks, now_ms)
-    if local is not None and local.raw_sha256 == sha:
+        entity_type = entity_type_of(kind)
+        for job_type in decision.jobs:
+            enqueue_job(
+                conn, project_id=project_id, entity_type=entity_type, entity_iid=iid, entity_id=gitlab_id,
+                job_type=job_type, target_updated_at=updated_at_ms, now_ms=now_ms,
+            )
+    if decision.status == "unchanged":
         return outcome("unchanged")
 
     touched: set[SourceKey] = {key}
@@ -215,10 +259,11 @@ def _ingest(
         touched |= _evict_iid_holder(conn, kind, sql, project_id, iid, now_ms)
     payload_id = _store_raw(conn, sha, raw, now_ms)
     write(payload_id)
-    if local is not None and local.raw_payload_id not in (None, payload_id):
-        drop_raw(conn, local.raw_payload_id)
-    if local is not None and (local.title, local.web_url) != (item.title, item.web_url):
-        touched |= _parent_discussion_keys(conn, kind, gitlab_id)  # their titles/urls embed ours
+    superseded = superseded_payload(local, payload_id)
+    if superseded is not None:
+        drop_raw(conn, superseded)
+    if renames_parents(local, item):
+        touched |= _parent_discussion_keys(conn, kind, gitlab_id)
     mark_dirty(conn, touched, now_ms=now_ms)
     return outcome("ingested", frozenset(touched))
 
@@ -230,24 +275,6 @@ def job_types_behind(kind: EntityKind, watermarks: dict[str, int | None], update
         for job_type in (ISSUE_JOB_TYPES if kind == "issue" else MR_JOB_TYPES)
         if (mark := watermarks.get(JOB_DEPENDENT[job_type])) is None or mark < updated_at_ms
     ]
-
-
-def _enqueue_behind(
-    conn: apsw.Connection,
-    kind: EntityKind,
-    project_id: int,
-    iid: int,
-    gitlab_id: int,
-    updated_at_ms: int,
-    watermarks: dict[str, int | None],
-    now_ms: int,
-) -> None:
-    entity_type = entity_type_of(kind)
-    for job_type in job_types_behind(kind, watermarks, updated_at_ms):
-        enqueue_job(
-            conn, project_id=project_id, entity_type=entity_type, entity_iid=iid, entity_id=gitlab_id,
-            job_type=job_type, target_updated_at=updated_at_ms, now_ms=now_ms,
-        )
 
 
 def _store_raw(conn: apsw.Connection, sha: str, raw: bytes, now_ms: int) -> int:

@@ -4,13 +4,114 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final, NamedTuple
 
 from lore_daemon.gitlab.models import Issue, MergeRequest, Milestone, UserBasic
 from lore_daemon.store.upsert import Upsert
 from lore_daemon.timeutil import iso_to_ms
 
-USER_HEAD: Final = "INSERT INTO users (gitlab_id, username, name, state, web_url, avatar_url)"
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class UserRow(NamedTuple):
+    """A ``users`` row; its field names are the columns, in statement order."""
+
+    gitlab_id: int
+    username: str
+    name: str | None
+    state: str | None
+    web_url: str | None
+    avatar_url: str | None
+
+
+class MilestoneRow(NamedTuple):
+    """A ``milestones`` row; its field names are the columns, in statement order."""
+
+    gitlab_id: int
+    project_id: int | None
+    iid: int | None
+    title: str
+    state: str | None
+    due_date: str | None
+    web_url: str | None
+
+
+class IssueRow(NamedTuple):
+    """An ``issues`` row; its field names are the columns of ``ISSUE_SQL.upsert``, in order."""
+
+    gitlab_id: int
+    project_id: int
+    iid: int
+    title: str
+    description: str | None
+    state: str
+    issue_type: str | None
+    confidential: int
+    author_id: int | None
+    author_username: str | None
+    milestone_id: int | None
+    web_url: str
+    created_at: int
+    updated_at: int
+    closed_at: int | None
+    closed_by_id: int | None
+    due_date: str | None
+    user_notes_count: int
+    upvotes: int
+    downvotes: int
+    last_seen_at: int
+    raw_payload_id: int | None
+
+
+class MrRow(NamedTuple):
+    """A ``merge_requests`` row; its field names are the columns of ``MR_SQL.upsert``, in order."""
+
+    gitlab_id: int
+    project_id: int
+    iid: int
+    title: str
+    description: str | None
+    state: str
+    draft: int
+    author_id: int | None
+    author_username: str | None
+    milestone_id: int | None
+    source_branch: str | None
+    target_branch: str | None
+    source_project_id: int | None
+    target_project_id: int | None
+    sha: str | None
+    merge_commit_sha: str | None
+    squash_commit_sha: str | None
+    detailed_merge_status: str | None
+    web_url: str
+    created_at: int
+    updated_at: int
+    merged_at: int | None
+    merged_by_id: int | None
+    closed_at: int | None
+    closed_by_id: int | None
+    user_notes_count: int
+    upvotes: int
+    downvotes: int
+    last_seen_at: int
+    raw_payload_id: int | None
+
+
+def _insert_head(table: str, row: type[tuple[Any, ...]]) -> str:
+    """``INSERT INTO table (columns)`` from a row type's field names (code constants, checked)."""
+    names: tuple[str, ...] = row._fields  # type: ignore[attr-defined]
+    for name in (table, *names):
+        if not _NAME.match(name):
+            raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return "INSERT INTO " + table + " (" + ", ".join(names) + ")"
+
+
+def _values(row: type[tuple[Any, ...]]) -> str:
+    return " VALUES (" + ", ".join("?" * len(row._fields)) + ")"  # type: ignore[attr-defined]
+
+
+USER_HEAD: Final = _insert_head("users", UserRow)
 USER_TAIL: Final = """
 ON CONFLICT (gitlab_id) DO UPDATE SET
     username = excluded.username, name = coalesce(excluded.name, name),
@@ -20,9 +121,9 @@ WHERE (username, name, state, web_url, avatar_url) IS NOT
       (excluded.username, coalesce(excluded.name, name), coalesce(excluded.state, state),
        coalesce(excluded.web_url, web_url), coalesce(excluded.avatar_url, avatar_url))
 """
-UPSERT_USER: Final = USER_HEAD + " VALUES (?, ?, ?, ?, ?, ?)" + USER_TAIL
+UPSERT_USER: Final = USER_HEAD + _values(UserRow) + USER_TAIL
 
-MILESTONE_HEAD: Final = "INSERT INTO milestones (gitlab_id, project_id, iid, title, state, due_date, web_url)"
+MILESTONE_HEAD: Final = _insert_head("milestones", MilestoneRow)
 MILESTONE_TAIL: Final = """
 ON CONFLICT (gitlab_id) DO UPDATE SET
     project_id = coalesce(excluded.project_id, project_id), iid = coalesce(excluded.iid, iid),
@@ -32,14 +133,12 @@ WHERE (project_id, iid, title, state, due_date, web_url) IS NOT
       (coalesce(excluded.project_id, project_id), coalesce(excluded.iid, iid), excluded.title,
        excluded.state, excluded.due_date, coalesce(excluded.web_url, web_url))
 """
-UPSERT_MILESTONE: Final = MILESTONE_HEAD + " VALUES (?, ?, ?, ?, ?, ?, ?)" + MILESTONE_TAIL
+UPSERT_MILESTONE: Final = MILESTONE_HEAD + _values(MilestoneRow) + MILESTONE_TAIL
 
 RAW_HEAD: Final = "INSERT INTO raw_payloads (sha256, payload, created_at)"
 RAW_TAIL: Final = "ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256"
 INSERT_RAW: Final = RAW_HEAD + " VALUES (?, ?, ?) " + RAW_TAIL
 
-
-_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +221,7 @@ ISSUE_SQL: Final = EntitySql(
     select_by_iids="SELECT iid, gitlab_id FROM issues"
     " WHERE project_id = ? AND iid IN (SELECT value FROM json_each(?))",
     delete="DELETE FROM issues WHERE gitlab_id = ? RETURNING raw_payload_id",
-    upsert=Upsert(
-        "issues",
-        ("gitlab_id", "project_id", "iid", "title", "description", "state", "issue_type",
-         "confidential", "author_id", "author_username", "milestone_id", "web_url", "created_at",
-         "updated_at", "closed_at", "closed_by_id", "due_date", "user_notes_count", "upvotes",
-         "downvotes", "last_seen_at", "raw_payload_id"),
-        key=("gitlab_id",),
-    ),
+    upsert=Upsert("issues", IssueRow._fields, key=("gitlab_id",)),
     labels=LinkTable("issue_labels", "issue_id", "label"),
     people=(LinkTable("issue_assignees", "issue_id", "user_id"),),
 )
@@ -140,16 +232,7 @@ MR_SQL: Final = EntitySql(
     select_by_iids="SELECT iid, gitlab_id FROM merge_requests"
     " WHERE project_id = ? AND iid IN (SELECT value FROM json_each(?))",
     delete="DELETE FROM merge_requests WHERE gitlab_id = ? RETURNING raw_payload_id",
-    upsert=Upsert(
-        "merge_requests",
-        ("gitlab_id", "project_id", "iid", "title", "description", "state", "draft", "author_id",
-         "author_username", "milestone_id", "source_branch", "target_branch", "source_project_id",
-         "target_project_id", "sha", "merge_commit_sha", "squash_commit_sha",
-         "detailed_merge_status", "web_url", "created_at", "updated_at", "merged_at",
-         "merged_by_id", "closed_at", "closed_by_id", "user_notes_count", "upvotes", "downvotes",
-         "last_seen_at", "raw_payload_id"),
-        key=("gitlab_id",),
-    ),
+    upsert=Upsert("merge_requests", MrRow._fields, key=("gitlab_id",)),
     labels=LinkTable("mr_labels", "merge_request_id", "label"),
     people=(
         LinkTable("mr_assignees", "merge_request_id", "user_id"),
@@ -162,37 +245,53 @@ def _ms(value: str | None) -> int | None:
     return iso_to_ms(value) if value else None
 
 
-def user_row(user: UserBasic) -> tuple[object, ...]:
-    return (user.id, user.username, user.name, user.state, user.web_url, user.avatar_url)
-
-
-def milestone_row(milestone: Milestone) -> tuple[object, ...]:
-    m = milestone
-    return (m.id, m.project_id, m.iid, m.title, m.state, m.due_date, m.web_url)
-
-
-def issue_row(issue: Issue, project_id: int, payload_id: int, now_ms: int) -> tuple[object, ...]:
-    i = issue
-    issue_type = i.issue_type or (i.type.lower() if i.type else None)
-    return (
-        i.id, project_id, i.iid, i.title, i.description, i.state, issue_type, int(bool(i.confidential)),
-        i.author.id if i.author else None, i.author.username if i.author else None,
-        i.milestone.id if i.milestone else None, i.web_url, iso_to_ms(i.created_at),
-        iso_to_ms(i.updated_at), _ms(i.closed_at), i.closed_by.id if i.closed_by else None, i.due_date,
-        i.user_notes_count or 0, i.upvotes or 0, i.downvotes or 0, now_ms, payload_id,
+def user_row(user: UserBasic) -> UserRow:
+    u = user
+    return UserRow(
+        gitlab_id=u.id, username=u.username, name=u.name, state=u.state, web_url=u.web_url,
+        avatar_url=u.avatar_url,
     )
 
 
-def mr_row(mr: MergeRequest, project_id: int, payload_id: int, now_ms: int) -> tuple[object, ...]:
+def milestone_row(milestone: Milestone) -> MilestoneRow:
+    m = milestone
+    return MilestoneRow(
+        gitlab_id=m.id, project_id=m.project_id, iid=m.iid, title=m.title, state=m.state,
+        due_date=m.due_date, web_url=m.web_url,
+    )
+
+
+def issue_row(issue: Issue, project_id: int, payload_id: int | None, now_ms: int) -> IssueRow:
+    i = issue
+    return IssueRow(
+        gitlab_id=i.id, project_id=project_id, iid=i.iid, title=i.title, description=i.description,
+        state=i.state, issue_type=i.issue_type or (i.type.lower() if i.type else None),
+        confidential=int(bool(i.confidential)),
+        author_id=i.author.id if i.author else None,
+        author_username=i.author.username if i.author else None,
+        milestone_id=i.milestone.id if i.milestone else None, web_url=i.web_url,
+        created_at=iso_to_ms(i.created_at), updated_at=iso_to_ms(i.updated_at),
+        closed_at=_ms(i.closed_at), closed_by_id=i.closed_by.id if i.closed_by else None,
+        due_date=i.due_date, user_notes_count=i.user_notes_count or 0, upvotes=i.upvotes or 0,
+        downvotes=i.downvotes or 0, last_seen_at=now_ms, raw_payload_id=payload_id,
+    )
+
+
+def mr_row(mr: MergeRequest, project_id: int, payload_id: int | None, now_ms: int) -> MrRow:
     m = mr
-    return (
-        m.id, project_id, m.iid, m.title, m.description, m.state,
-        int(bool(m.draft) or bool(m.work_in_progress)),
-        m.author.id if m.author else None, m.author.username if m.author else None,
-        m.milestone.id if m.milestone else None, m.source_branch, m.target_branch,
-        m.source_project_id, m.target_project_id, m.sha, m.merge_commit_sha, m.squash_commit_sha,
-        m.detailed_merge_status, m.web_url, iso_to_ms(m.created_at), iso_to_ms(m.updated_at),
-        _ms(m.merged_at), m.merged_by.id if m.merged_by else None, _ms(m.closed_at),
-        m.closed_by.id if m.closed_by else None, m.user_notes_count or 0, m.upvotes or 0,
-        m.downvotes or 0, now_ms, payload_id,
+    return MrRow(
+        gitlab_id=m.id, project_id=project_id, iid=m.iid, title=m.title, description=m.description,
+        state=m.state, draft=int(bool(m.draft) or bool(m.work_in_progress)),
+        author_id=m.author.id if m.author else None,
+        author_username=m.author.username if m.author else None,
+        milestone_id=m.milestone.id if m.milestone else None,
+        source_branch=m.source_branch, target_branch=m.target_branch,
+        source_project_id=m.source_project_id, target_project_id=m.target_project_id, sha=m.sha,
+        merge_commit_sha=m.merge_commit_sha, squash_commit_sha=m.squash_commit_sha,
+        detailed_merge_status=m.detailed_merge_status, web_url=m.web_url,
+        created_at=iso_to_ms(m.created_at), updated_at=iso_to_ms(m.updated_at),
+        merged_at=_ms(m.merged_at), merged_by_id=m.merged_by.id if m.merged_by else None,
+        closed_at=_ms(m.closed_at), closed_by_id=m.closed_by.id if m.closed_by else None,
+        user_notes_count=m.user_notes_count or 0, upvotes=m.upvotes or 0,
+        downvotes=m.downvotes or 0, last_seen_at=now_ms, raw_payload_id=payload_id,
     )

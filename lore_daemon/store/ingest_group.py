@@ -3,9 +3,10 @@
 ``entities.ingest_issue`` / ``ingest_merge_request`` apply the ingest rules to one item at a time:
 about fifteen statements each (local state, raw payload, users, milestone, row, links, dirty mark,
 jobs, cursor). At 10k issues those statements' fixed costs were most of the ingest phase.
-``ingest_group`` applies the very same rules to a page of items at once: one query for every
-item's local state, then one multi-row statement per table, in item order, so rows shared between
-items (users, milestones) end as if the items had been written one after another.
+``ingest_group`` applies the very same rules (``entities.decide``, ``superseded_payload``,
+``renames_parents``) to a page of items at once: one query for every item's local state, then one
+multi-row statement per table, in item order, so rows shared between items (users, milestones) end
+as if the items had been written one after another.
 
 It takes only the common shape of a page and returns ``None`` for anything else, writing nothing:
 the caller then writes the page item by item. That covers a GitLab id or an iid listed twice on
@@ -30,13 +31,14 @@ import msgspec
 from lore_daemon.gitlab.models import Fetched, Issue, MergeRequest, UserBasic
 from lore_daemon.store.dirty import mark_dirty
 from lore_daemon.store.entities import (
+    Decision,
     IngestOutcome,
-    IngestStatus,
     LocalEntityState,
+    decide,
     drop_raw,
-    is_stale,
-    job_types_behind,
     local_from_row,
+    renames_parents,
+    superseded_payload,
 )
 from lore_daemon.store.entity_sql import (
     ISSUE_SQL,
@@ -65,6 +67,7 @@ class _Item:
     updated_at_ms: int
     sha: str
     local: LocalEntityState | None
+    decision: Decision
 
 
 def ingest_group(
@@ -83,28 +86,21 @@ def ingest_group(
     if new_iids and _iids_held(conn, sql, project_id, new_iids):
         return None
 
-    items = [
-        _Item(f, iso_to_ms(f.item.updated_at), hashlib.sha256(f.raw).hexdigest(), locals_.get(f.item.id))
-        for f in page
-    ]
-    live = [i for i in items if i.local is None or not is_stale(i.local, i.updated_at_ms, None)]
-    _enqueue(conn, kind, project_id, live, now_ms)
-    changed = [i for i in live if i.local is None or i.local.raw_sha256 != i.sha]
+    items = []
+    for f in page:
+        updated_at_ms, sha = iso_to_ms(f.item.updated_at), hashlib.sha256(f.raw).hexdigest()
+        local = locals_.get(f.item.id)
+        items.append(_Item(f, updated_at_ms, sha, local, decide(kind, local, updated_at_ms, sha, None)))
+    _enqueue(conn, kind, project_id, items, now_ms)
+    changed = [i for i in items if i.decision.status == "ingested"]
     touched = _write(conn, kind, sql, project_id, changed, now_ms) if changed else {}
-
-    live_ids = {item.fetched.item.id for item in live}
-    outcomes = []
-    for item in items:
-        key = entity_key(kind, item.fetched.item.id)
-        status: IngestStatus
-        if item.fetched.item.id in touched:
-            status, keys = "ingested", frozenset(touched[item.fetched.item.id])
-        else:
-            status, keys = ("unchanged" if item.fetched.item.id in live_ids else "skipped_stale"), frozenset()
-        outcomes.append(IngestOutcome(
-            kind, item.fetched.item.iid, item.fetched.item.id, key, status, item.updated_at_ms, keys
-        ))
-    return outcomes
+    return [
+        IngestOutcome(
+            kind, item.fetched.item.iid, item.fetched.item.id, entity_key(kind, item.fetched.item.id),
+            item.decision.status, item.updated_at_ms, frozenset(touched.get(item.fetched.item.id, ())),
+        )
+        for item in items
+    ]
 
 
 def _load_locals(
@@ -120,17 +116,15 @@ def _iids_held(conn: apsw.Connection, sql: EntitySql, project_id: int, iids: lis
 
 
 def _enqueue(
-    conn: apsw.Connection, kind: EntityKind, project_id: int, live: list[_Item], now_ms: int
+    conn: apsw.Connection, kind: EntityKind, project_id: int, items: list[_Item], now_ms: int
 ) -> None:
     entity_type = entity_type_of(kind)
-    rows: list[JobRow] = []
-    for item in live:
-        marks = item.local.watermarks if item.local is not None else {}
-        entity = item.fetched.item
-        rows.extend(
-            (project_id, entity_type, entity.iid, entity.id, job_type, item.updated_at_ms, now_ms)
-            for job_type in job_types_behind(kind, marks, item.updated_at_ms)
-        )
+    rows: list[JobRow] = [
+        (project_id, entity_type, item.fetched.item.iid, item.fetched.item.id, job_type,
+         item.updated_at_ms, now_ms)
+        for item in items
+        for job_type in item.decision.jobs
+    ]
     enqueue_jobs(conn, rows)
 
 
@@ -165,13 +159,11 @@ def _write(
     touched = {item.fetched.item.id: {entity_key(kind, item.fetched.item.id)} for item in changed}
     retitled = []
     for item in changed:
-        local, entity = item.local, item.fetched.item
-        if local is None:
-            continue
-        if local.raw_payload_id not in (None, payload_ids[item.sha]):
-            drop_raw(conn, local.raw_payload_id)
-        if (local.title, local.web_url) != (entity.title, entity.web_url):
-            retitled.append(entity.id)
+        superseded = superseded_payload(item.local, payload_ids[item.sha])
+        if superseded is not None:
+            drop_raw(conn, superseded)
+        if renames_parents(item.local, item.fetched.item):
+            retitled.append(item.fetched.item.id)
     if retitled:
         for parent_id, discussion_id in conn.execute(
             "SELECT noteable_id, id FROM discussions WHERE noteable_type = ?"

@@ -3,7 +3,7 @@
 A key is ``(source_type, source_id)`` — ``("issue", issues.gitlab_id)``,
 ``("merge_request", merge_requests.gitlab_id)`` or ``("discussion", discussions.id)`` (the local
 id, which stays stable across refreshes). ``dirty_sources`` and ``documents`` are keyed the same way,
-so ingest can hand the exact keys it touched to a scoped docs phase (SPEC §8.8).
+so ingest can hand the exact keys it touched to a scoped docs phase (docs/surgical-sync.md, invariant 8).
 """
 
 from __future__ import annotations

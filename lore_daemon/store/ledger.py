@@ -6,7 +6,7 @@ nothing — and a crash can never lose it. Call them *outside* any other transac
 become a savepoint and commit only with it. Nested inside another ledger/lock call (as
 ``locks.try_acquire`` does) that is exactly what is wanted.
 
-Phases and statuses (SPEC §8.10, §8.11):
+Phases and statuses (docs/surgical-sync.md, invariants 10 and 11; docs/operations.md):
 
 * ``running`` while the run is alive; ``heartbeat_at`` is refreshed by every update.
 * ``succeeded`` / ``partial`` → phase ``done``.
@@ -29,6 +29,7 @@ from typing import Any, Literal, TypeVar
 import apsw
 import msgspec
 
+from lore_daemon import recovery
 from lore_daemon.errors import StoreError
 from lore_daemon.protocol import (
     Counters,
@@ -40,7 +41,6 @@ from lore_daemon.protocol import (
     RunStatus,
     SyncRun,
 )
-from lore_daemon.sync import recovery
 from lore_daemon.timeutil import ms_to_datetime, ms_to_iso
 
 FinalStatus = Literal["succeeded", "partial", "failed", "cancelled"]

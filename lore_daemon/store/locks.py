@@ -5,7 +5,7 @@ A row exists only while its lock is held. Taking a lock is a compare-and-set ins
 file, so the read of the current row and the insert/replace cannot interleave with another
 daemon's. A holder proves it is alive by heartbeating; a row whose heartbeat is older than
 ``stale_ms`` belongs to a dead process and may be taken over — in the same transaction the dead
-holder's run is closed as ``ABANDONED`` (SPEC §8.5, §8.11).
+holder's run is closed as ``ABANDONED`` (docs/surgical-sync.md, invariants 5 and 11).
 
 ``owner`` identifies a daemon process (``sync.locking.make_owner``). Ownership is not re-entrant:
 two runs of one process contend for a lock like runs of two processes do.

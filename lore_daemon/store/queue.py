@@ -1,7 +1,7 @@
 """The standard sync's dependent-job queue, ``pending_dependent_fetches``.
 
 A row is a job still to do and is DELETED when the job completes; there is no status column.
-Surgical runs never touch this table (SPEC §8.7). Semantics:
+Surgical runs never touch this table (docs/surgical-sync.md, invariant 7). Semantics:
 
 - ``enqueue_job`` is an idempotent UPSERT on (project, entity type, iid, job type). A newer parent
   version (higher ``target_updated_at``) makes the job due now: attempts, backoff and error reset.

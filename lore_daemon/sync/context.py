@@ -25,10 +25,12 @@ import msgspec
 
 from lore_daemon import protocol
 from lore_daemon.errors import RunError
+from lore_daemon.gitlab import request_lane
 from lore_daemon.gitlab._retry import RetryWait
 from lore_daemon.gitlab.client import request_observer, wait_observer
 from lore_daemon.store import ledger
 from lore_daemon.timeutil import now_ms
+from lore_daemon.tuning import Tuning
 
 if TYPE_CHECKING:
     from lore_daemon.engine import Engine, ProgressSink
@@ -53,8 +55,10 @@ class RunContext:
         progress: ProgressSink,
         project: str | None = None,
         run_id: str | None = None,
+        tuning: Tuning | None = None,
     ) -> None:
         self.engine = engine
+        self.tuning = tuning or engine.tuning  # batch sizes: the engine's, unless a test passes its own
         self.mode: protocol.RunMode = mode
         self.run_id = run_id
         self.project = project
@@ -122,9 +126,12 @@ class RunContext:
     # ------------------------------------------------------------------- GitLab observation
 
     def observe_gitlab(self) -> None:
-        """Count this task's (and its children's) GitLab requests and report every retry wait."""
+        """Count this task's (and its children's) GitLab requests and report every retry wait;
+        a standard sync's requests go in the background lane (interactive runs go first)."""
         self._observer_tokens.append(request_observer.set(self._on_request))
         self._observer_tokens.append(wait_observer.set(self._on_wait))
+        if self.mode == "standard":
+            self._observer_tokens.append(request_lane.set("background"))
 
     def stop_observing_gitlab(self) -> None:
         """Undo ``observe_gitlab`` (in the same task), so later requests are not counted here."""

@@ -26,7 +26,7 @@ import apsw
 from lore_daemon import protocol
 from lore_daemon.errors import GitLabError, LoreError
 from lore_daemon.gitlab.client import GitLabClient
-from lore_daemon.gitlab.models import ClosesIssue, Discussion, LabelEvent, MilestoneEvent, MrDiff, StateEvent
+from lore_daemon.gitlab.models import ClosesIssues, Discussion, LabelEvent, MilestoneEvent, MrDiff, StateEvent
 from lore_daemon.store import dependents as store_dependents
 from lore_daemon.store.keys import SourceKey
 
@@ -78,7 +78,7 @@ class FetchedDependents:
     """What ``fetch_dependents`` got for one parent: a payload or an error per requested stage.
 
     ``results`` values by stage: ``discussions`` → ``list[Discussion]``, ``events`` →
-    ``ResourceEvents``, ``closesIssues`` → ``list[ClosesIssue]``, ``diffs`` → ``list[MrDiff]``.
+    ``ResourceEvents``, ``closesIssues`` → ``ClosesIssues``, ``diffs`` → ``list[MrDiff]``.
     """
 
     kind: EntityKind
@@ -275,9 +275,9 @@ def _write_stage(
         counts.events += write.rows
         return write
     if stage == "closesIssues":
-        closes: list[ClosesIssue] = payload
+        closes: ClosesIssues = payload  # external tracker items (closes.external) are not stored yet
         write = store_dependents.replace_closes_issues(
-            conn, project_id=pid, mr_id=parent_id, issues=closes, now_ms=now_ms
+            conn, project_id=pid, mr_id=parent_id, issues=closes.internal, now_ms=now_ms
         )
         counts.closes_links += write.rows
         return write

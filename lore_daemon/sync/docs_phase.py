@@ -23,7 +23,6 @@ from lore_daemon.sync.locking import HeldLock
 from lore_daemon.sync.write_clock import WriteClock
 from lore_daemon.timeutil import now_ms
 
-DOCS_BATCH = 500
 EMBED_SKIPPED_NONE = "embedding provider is 'none'; embed phase skipped"
 EMBED_SKIPPED_NO_EMBED = "embed phase skipped: the request asked for noEmbed"
 
@@ -38,10 +37,13 @@ class DocsBatch:
     processed: int
 
 
-def _drain_batch(conn: apsw.Connection, ctx: RunContext, batch: int, keep_ids: bool) -> DocsBatch:
+def _drain_batch(conn: apsw.Connection, ctx: RunContext, keep_ids: bool) -> DocsBatch:
+    tuning = ctx.tuning
     with conn:
         ctx.check_cancelled()
-        outcome = drain_dirty(conn, now_ms=now_ms(), batch=batch)
+        outcome = drain_dirty(
+            conn, now_ms=now_ms(), batch=tuning.docs_batch, write_chunk=tuning.write_chunk
+        )
     return DocsBatch(
         regenerated=len(outcome.regenerated_ids),
         regenerated_ids=outcome.regenerated_ids if keep_ids else [],
@@ -65,7 +67,7 @@ async def run_docs_phase(
         if ctx.cancel_event.is_set():
             raise RunCancelled("The run was cancelled.", "CANCELLED", "Retry the run when ready.")
         held.ensure_held()
-        batch = await clock.write(ctx, "docs", _drain_batch, ctx, DOCS_BATCH, keep_ids)
+        batch = await clock.write(ctx, "docs", _drain_batch, ctx, keep_ids)
         if batch.processed == 0:
             break
         regenerated_ids.extend(batch.regenerated_ids)

@@ -34,16 +34,10 @@ from lore_daemon.sync.drain_groups import EntityWork, Unit, WriteResult, write_g
 from lore_daemon.sync.locking import HeldLock
 from lore_daemon.sync.write_clock import WriteClock
 from lore_daemon.timeutil import now_ms
+from lore_daemon.tuning import Tuning
 
 CLAIM_BATCH = 200  # jobs per claim
 LOW_WATER = 50  # claim more when fewer parents than this are being fetched
-# A writer hop waits (at most HOP_GATHER_S) until this many parents have arrived, unless nothing
-# else is in flight: tiny hops of 1-3 parents cost a commit and a group's fixed statements each.
-HOP_PARENTS = 50
-HOP_GATHER_S = 0.05
-# Jobs sharing one commit (each in its own savepoint). Bounded so the write lock is held briefly:
-# other processes' writers wait on it, and this process's lock heartbeat runs between hops.
-JOBS_PER_TRANSACTION = 128
 TRANSACTION_BUDGET_S = 0.05
 
 
@@ -107,7 +101,7 @@ def _write_results(
 ) -> WriteResult:
     """Store fetched dependents; failed stages back off.
 
-    Jobs go in groups of up to ``JOBS_PER_TRANSACTION``, one transaction each, written together
+    Jobs go in groups of up to ``Tuning.jobs_per_transaction``, one transaction each, written together
     (``drain_groups.write_group``: a handful of statements for the whole group). If anything in a
     group raises, that transaction rolls back and the group is written again job by job, each job
     atomic on its own — its writes and its ``complete_job``/``fail_job`` in one SAVEPOINT — with
@@ -118,10 +112,11 @@ def _write_results(
     """
     out = WriteResult()
     units = [(work, fetched, job) for work, fetched in results for job in work.jobs]
-    for start in range(0, len(units), JOBS_PER_TRANSACTION):
+    per_transaction = ctx.tuning.jobs_per_transaction
+    for start in range(0, len(units), per_transaction):
         if ctx.cancel_event.is_set():
             break
-        group = units[start:start + JOBS_PER_TRANSACTION]
+        group = units[start:start + per_transaction]
         written = WriteResult()
         try:
             with conn:
@@ -148,7 +143,7 @@ def _write_one_by_one(conn: apsw.Connection, ctx: RunContext, owner: str, units:
 
     write_in_groups(
         conn, units, lambda unit: write_job(conn, owner, unit, group),
-        per_transaction=JOBS_PER_TRANSACTION, budget_s=TRANSACTION_BUDGET_S,
+        per_transaction=ctx.tuning.jobs_per_transaction, budget_s=TRANSACTION_BUDGET_S,
         should_stop=ctx.cancel_event.is_set, on_group_committed=committed, on_group_lost=lost,
     )
     return out
@@ -200,7 +195,7 @@ async def drain_dependents(
                     continue  # a batch of already-satisfied jobs: claim the next one
             if not in_flight and arrived.empty():
                 return
-            ready = await _gather_hop(arrived, in_flight)
+            ready = await _gather_hop(arrived, in_flight, ctx.tuning)
             fetched: list[tuple[EntityWork, FetchedDependents]] = []
             for work, got in ready:
                 if isinstance(got, BaseException):
@@ -218,12 +213,14 @@ async def drain_dependents(
 async def _gather_hop(
     arrived: asyncio.Queue[tuple[EntityWork, FetchedDependents | BaseException]],
     in_flight: set[asyncio.Task[None]],
+    tuning: Tuning,
 ) -> list[tuple[EntityWork, FetchedDependents | BaseException]]:
-    """The next writer hop: whatever has arrived, topped up to ``HOP_PARENTS`` for a moment."""
+    """The next writer hop: whatever has arrived, topped up to ``tuning.hop_parents`` parents
+    for at most ``tuning.hop_gather_s``."""
     ready = [await arrived.get()]
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + HOP_GATHER_S
-    while len(ready) < HOP_PARENTS and in_flight:
+    deadline = loop.time() + tuning.hop_gather_s
+    while len(ready) < tuning.hop_parents and in_flight:
         if not arrived.empty():
             ready.append(arrived.get_nowait())
             continue

@@ -1,7 +1,8 @@
-"""The embed phase of a run: embed exactly the documents the run regenerated (SPEC §8.9).
+"""The embed phase of a run: embed exactly the documents the run regenerated
+(docs/surgical-sync.md, invariant 9).
 
 It runs after the ``sync`` lock was released, under its own ``embed`` lock, so a long embedding
-never blocks another run's writes, and two embedders never write ``embeddings`` at once (§8.5).
+never blocks another run's writes, and two embedders never write ``embeddings`` at once (invariant 5).
 
 No embedding model ships yet: with ``embedding.provider = "none"`` the phase is recorded as
 skipped with a warning, and the ids it would have embedded are still returned so the run ledger

@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 
 REWIND_MS = 2_000
 PREFETCH_PAGES = 2
-# Items sharing one commit, each in its own savepoint (sync/batched.py): a listing page at most.
-ITEMS_PER_TRANSACTION = 100
 TRANSACTION_BUDGET_S = 0.05
 
 T = TypeVar("T")
@@ -196,8 +194,8 @@ def _write_items(
         group = PageOutcome()
 
     write_in_groups(
-        conn, items, write_item, per_transaction=ITEMS_PER_TRANSACTION, budget_s=TRANSACTION_BUDGET_S,
-        on_group_committed=committed, on_group_lost=lost,
+        conn, items, write_item, per_transaction=ctx.tuning.items_per_transaction,
+        budget_s=TRANSACTION_BUDGET_S, on_group_committed=committed, on_group_lost=lost,
     )
     return outcome
 

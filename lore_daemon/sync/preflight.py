@@ -2,9 +2,10 @@
 
 The remote half fetches every requested primary payload concurrently (the client's shared
 semaphore is the bound) and collects EVERY failure per entity instead of stopping at the first, so
-one call tells the caller everything that is wrong (SPEC §8.1). It never touches the database.
+one call tells the caller everything that is wrong (docs/surgical-sync.md, invariant 1). It
+never touches the database.
 
-The dry-run half is the opposite: it reads only the local store and never calls GitLab (§8.4).
+The dry-run half is the opposite: it reads only the local store and never calls GitLab (invariant 4).
 """
 
 from __future__ import annotations

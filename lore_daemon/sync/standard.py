@@ -1,6 +1,6 @@
 """Standard sync (``lore/sync``): incremental ingest → dependent queue → documents → embeddings.
 
-Shape of a run (SPEC §7):
+Shape of a run (docs/standard-sync.md, "A run, step by step"):
 
 1. Resolve every project remotely (``get_project``) *before* the run exists: a token GitLab
    rejects or a project that is not there is a configuration problem, raised as a ``LoreError``
@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
 
 import apsw
 import msgspec
 
-from lore_daemon import protocol
+from lore_daemon import protocol, recovery
+from lore_daemon.engine import Engine, ProgressSink, discard_progress
 from lore_daemon.errors import (
     ConfigError,
     GitLabAuthError,
@@ -39,7 +39,6 @@ from lore_daemon.errors import (
 from lore_daemon.gitlab.models import Project
 from lore_daemon.store import ledger
 from lore_daemon.store.locks import LockInfo
-from lore_daemon.sync import recovery
 from lore_daemon.sync.context import RunCancelled, RunContext, robot_error
 from lore_daemon.sync.docs_phase import run_docs_phase, run_standard_embed
 from lore_daemon.sync.drain_phase import drain_dependents, release_claims
@@ -49,12 +48,8 @@ from lore_daemon.sync.locking import HeldLock, acquire_lock, run_heartbeat
 from lore_daemon.sync.write_clock import WriteClock
 from lore_daemon.timeutil import now_ms
 
-if TYPE_CHECKING:  # the engine imports this module lazily; no runtime import back
-    from lore_daemon.engine import Engine, ProgressSink
-
 log = logging.getLogger(__name__)
 
-DEFAULT_RETRY_AFTER_MS = 5_000
 _CONFIG_CLASS_ERRORS = (GitLabAuthError, GitLabForbiddenError, GitLabNotFoundError)
 
 
@@ -93,7 +88,7 @@ def _mark_abandoned(conn: apsw.Connection, stale_ms: int) -> list[str]:
 
 
 async def run_standard_sync(
-    engine: Engine, params: protocol.SyncParams, progress: ProgressSink
+    engine: Engine, params: protocol.SyncParams, progress: ProgressSink = discard_progress
 ) -> protocol.SyncResult:
     """Run one standard sync. Returns a ``SyncResult`` whatever the run's outcome, except:
     ``LoreError`` for problems that prevent the run from starting (config, auth, unknown project)
@@ -170,7 +165,7 @@ async def _run(
         await _cleanup(ctx, held)
         clock.record(ctx)
         error = robot_error(exc)
-        error.actions = _failed_actions(params, exc, engine.config.gitlab.token_env)
+        error.actions = recovery.standard_failed_actions(params, exc, engine.config.gitlab.token_env)
         failed_phase = ctx.phase
         await ctx.ledger_finish("failed", failed_phase=failed_phase, error=error)
         ctx.emit("end", f"standard sync failed: {error.code}")
@@ -195,36 +190,6 @@ async def _cleanup(ctx: RunContext, held: HeldLock | None) -> None:
 # ------------------------------------------------------------------------------------ results
 
 
-def _standard_request(params: protocol.SyncParams) -> tuple[protocol.RpcRequest, str]:
-    """The same request again: the projects it named (None = every configured one), same options."""
-    wire: dict[str, Any] = {}
-    if params.projects is not None:
-        wire["projects"] = list(params.projects)
-    if params.no_embed:
-        wire["noEmbed"] = True
-    command = recovery.standard_command(params.projects or [], no_embed=params.no_embed)
-    return protocol.RpcRequest(method="lore/sync", params=wire), command
-
-
-def _retry_run(params: protocol.SyncParams) -> protocol.RecoveryAction:
-    request, command = _standard_request(params)
-    return protocol.RecoveryAction(
-        kind="retryRun", title="Run the standard sync again", request=request, command=command
-    )
-
-
-def _failed_actions(
-    params: protocol.SyncParams, exc: BaseException, token_env: str
-) -> list[protocol.RecoveryAction]:
-    if isinstance(exc, LoreError) and exc.code in ("GITLAB_AUTH_FAILED", "GITLAB_FORBIDDEN"):
-        return [recovery.fix_token_action(token_env), _retry_run(params)]
-    if isinstance(exc, LoreError) and exc.retryable:
-        request, command = _standard_request(params)
-        after = exc.retry_after_ms or DEFAULT_RETRY_AFTER_MS
-        return [recovery.wait_and_retry_action(request, command, after)]
-    return [_retry_run(params)]
-
-
 def _result(
     ctx: RunContext,
     params: protocol.SyncParams,
@@ -238,11 +203,7 @@ def _result(
     if error is not None:
         actions = list(error.actions)
     elif status == "partial":
-        if ctx.project is not None:
-            retry = recovery.retry_failed_entities_action(ctx.project, ctx.failures)
-            if retry is not None:
-                actions.append(retry)
-        actions.append(_retry_run(params))
+        actions = recovery.standard_partial_actions(params, ctx.project, ctx.failures)
     ctx.counters.failures = len(ctx.failures)
     return protocol.SyncResult(
         run_id=ctx.run_id,

@@ -1,6 +1,6 @@
-"""Surgical sync: refresh exactly the issues and MRs a caller names (SPEC §8).
+"""Surgical sync: refresh exactly the issues and MRs a caller names (docs/surgical-sync.md).
 
-Entry points (called by ``Engine``):
+Entry points (called by the services with the daemon's ``Engine``):
 
 * :func:`run_preflight` — ``lore/preflight``: auth + every target checked remotely, zero writes.
 * :func:`run_surgical_sync` — ``lore/syncSurgical``: the dry run (local reads only) or the run.
@@ -20,9 +20,10 @@ import asyncio
 import time
 
 from lore_daemon import protocol
-from lore_daemon.engine import Engine, ProgressSink
+from lore_daemon.engine import Engine, ProgressSink, discard_progress
 from lore_daemon.errors import LoreError
 from lore_daemon.gitlab.targets import ResolvedTargets, resolve_targets
+from lore_daemon.recovery import preflight_actions
 from lore_daemon.sync.context import RunContext
 from lore_daemon.sync.preflight import (
     PrimaryFetch,
@@ -33,7 +34,6 @@ from lore_daemon.sync.preflight import (
     project_failures,
     resolve_project,
 )
-from lore_daemon.sync.surgical_actions import preflight_actions
 from lore_daemon.sync.surgical_run import SurgicalRun
 
 __all__ = ["resolve", "run_preflight", "run_surgical_sync"]
@@ -47,7 +47,7 @@ def resolve(engine: Engine, params: protocol.TargetParams) -> ResolvedTargets:
 
 
 async def run_preflight(
-    engine: Engine, params: protocol.PreflightParams, progress: ProgressSink
+    engine: Engine, params: protocol.PreflightParams, progress: ProgressSink = discard_progress
 ) -> protocol.PreflightResult:
     """Validate auth and every target against GitLab. Writes nothing at all, not even a ledger row."""
     targets = resolve(engine, params)
@@ -96,7 +96,7 @@ async def _preflight(
 
 
 async def run_surgical_sync(
-    engine: Engine, params: protocol.SyncSurgicalParams, progress: ProgressSink
+    engine: Engine, params: protocol.SyncSurgicalParams, progress: ProgressSink = discard_progress
 ) -> protocol.SyncResult:
     """The surgical pipeline; returns a ``SyncResult`` whatever the run's status.
 

@@ -1,11 +1,12 @@
 """The write side of a surgical run: functions that run on the writer thread, one transaction each.
 
 * :func:`ingest_primaries` writes the project and EVERY primary in one transaction (primary
-  atomicity, SPEC §8.2) with the stale-write guard (§8.6). It never enqueues dependent jobs:
-  surgical runs do not touch ``pending_dependent_fetches`` (§8.7).
+  atomicity: docs/surgical-sync.md, invariant 2) with the stale-write guard (invariant 6). It
+  never enqueues dependent jobs: surgical runs do not touch ``pending_dependent_fetches``
+  (invariant 7).
 * :func:`write_target_dependents` writes one target's prefetched dependents in its own
   transaction, so a cancellation rolls back at most the target being written.
-* :func:`regenerate_target_documents` regenerates exactly the given keys (§8.8), one savepoint per
+* :func:`regenerate_target_documents` regenerates exactly the given keys (invariant 8), one savepoint per
   target so one unrenderable source costs only its own target's documents;
   :func:`clear_dirty_rows` then removes their dirty rows unless re-queued after generation.
 
@@ -114,6 +115,7 @@ def regenerate_target_documents(
     *,
     now_ms: int,
     check_cancelled: CheckCancelled,
+    write_chunk: int,
 ) -> dict[Target, TargetDocs]:
     """Regenerate exactly these keys; ``now_ms`` is the generation time every document gets."""
     out: dict[Target, TargetDocs] = {}
@@ -122,7 +124,9 @@ def regenerate_target_documents(
             check_cancelled()
             try:
                 with conn:  # savepoint: a failed render rolls back this target only
-                    docs: DocsOutcome = regenerate_documents(conn, keys, now_ms=now_ms)
+                    docs: DocsOutcome = regenerate_documents(
+                        conn, keys, now_ms=now_ms, write_chunk=write_chunk
+                    )
             except (apsw.Error, LoreError, ValueError, KeyError) as exc:
                 error = exc if isinstance(exc, LoreError) else LoreError(
                     f"rendering the documents failed: {type(exc).__name__}: {exc}", "INTERNAL"
@@ -134,7 +138,8 @@ def regenerate_target_documents(
 
 
 def clear_dirty_rows(conn: apsw.Connection, keys: Sequence[SourceKey], *, generated_at_ms: int) -> int:
-    """Remove the named keys' dirty rows unless re-queued after ``generated_at_ms`` (SPEC §8.8)."""
+    """Remove the named keys' dirty rows unless re-queued after ``generated_at_ms``
+    (docs/surgical-sync.md, invariant 8)."""
     with conn:
         deleted = clear_dirty_if_not_newer(conn, keys, generated_at_ms=generated_at_ms)
     return deleted

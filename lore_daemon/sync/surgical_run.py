@@ -1,4 +1,5 @@
-"""One surgical run, phase by phase (SPEC §8). Built and driven by ``surgical.run_surgical_sync``.
+"""One surgical run, phase by phase (docs/surgical-sync.md). Built and driven by
+``surgical.run_surgical_sync``.
 
 State that outlives a phase lives on the :class:`SurgicalRun`: per-target results, the dependent
 fetch tasks started during preflight, the held ``sync`` lock. Every exit path — success, failure,
@@ -19,6 +20,7 @@ from lore_daemon import protocol
 from lore_daemon.errors import LoreError, RunError
 from lore_daemon.gitlab.models import Project
 from lore_daemon.gitlab.targets import ResolvedTargets
+from lore_daemon.recovery import error_actions, partial_actions, preflight_failed_actions
 from lore_daemon.store import ledger
 from lore_daemon.store.keys import SourceKey
 from lore_daemon.store.locks import LockInfo
@@ -34,7 +36,6 @@ from lore_daemon.sync.preflight import (
     project_failures,
     resolve_project,
 )
-from lore_daemon.sync.surgical_actions import error_actions, partial_actions, preflight_failed_actions
 from lore_daemon.sync.surgical_ingest import (
     clear_dirty_rows,
     ingest_primaries,
@@ -156,7 +157,7 @@ class SurgicalRun:
 
     async def _preflight(self) -> tuple[Project, PrimaryFetch]:
         ctx, client = self.ctx, self.engine.gitlab
-        self.preflight_started_ms = now_ms()  # the stale guard of §8.6
+        self.preflight_started_ms = now_ms()  # the stale guard (docs/surgical-sync.md, invariant 6)
         with ctx.phase_span("preflight", f"fetching {self.targets.count} target(s)"):
             try:
                 project = await resolve_project(client, self.targets.project)
@@ -270,7 +271,7 @@ class SurgicalRun:
             docs = await ctx.write(
                 functools.partial(
                     regenerate_target_documents, keys_by_target=keys_by_target, now_ms=generated_at,
-                    check_cancelled=ctx.check_cancelled,
+                    check_cancelled=ctx.check_cancelled, write_chunk=ctx.tuning.write_chunk,
                 )
             )
             done_keys: list[SourceKey] = []

@@ -7,7 +7,7 @@ runs on one thread of a fresh database with nothing else in the way, phase by ph
 
 * ingest — ``ingest_phase._write_page`` per listing page (a savepoint per item, shared commits);
 * dependents — ``drain_phase._claim`` batches and ``drain_phase._write_results`` (groups of
-  ``JOBS_PER_TRANSACTION`` jobs, one transaction each), fed ``drain_phase.HOP_PARENTS`` parents
+  ``Tuning.jobs_per_transaction`` jobs, one transaction each), fed ``Tuning.hop_parents`` parents
   per hop, as the live pipeline tops its hops up to;
 * docs — ``docs_phase._drain_batch`` until a batch processes nothing.
 
@@ -36,6 +36,7 @@ from lore_daemon.store import migrate, open_connection
 from lore_daemon.store.cursors import Resource
 from lore_daemon.sync import docs_phase, drain_phase, ingest_phase
 from lore_daemon.sync.dependents import STAGE_FOR_JOB_TYPE, fetch_dependents
+from lore_daemon.tuning import Tuning
 
 OWNER = "bench-replay"
 STALE_CLAIM_MS = 600_000
@@ -48,6 +49,7 @@ class QuietRun:
 
     def __init__(self) -> None:
         self.cancel_event = threading.Event()
+        self.tuning = Tuning()  # the daemon's batch sizes
 
     def check_cancelled(self) -> None:
         """Never cancelled: the replay always runs to the end."""
@@ -144,13 +146,13 @@ def _drain_dependents(conn: apsw.Connection, run: Any, captured: Captured, watch
                 continue  # nothing to fetch in this batch (the scratch claim skipped it too)
             payloads = pickle.load(spilled)
             pairs = [(w, payloads[(w.kind, w.iid)]) for w in claimed.work]
-            for start in range(0, len(pairs), drain_phase.HOP_PARENTS):
-                hop = pairs[start:start + drain_phase.HOP_PARENTS]
+            for start in range(0, len(pairs), run.tuning.hop_parents):
+                hop = pairs[start:start + run.tuning.hop_parents]
                 watch.time(drain_phase._write_results, conn, run, OWNER, hop)
 
 
 def _drain_docs(conn: apsw.Connection, run: Any) -> None:
-    while docs_phase._drain_batch(conn, run, docs_phase.DOCS_BATCH, False).processed:
+    while docs_phase._drain_batch(conn, run, False).processed:
         pass
 
 

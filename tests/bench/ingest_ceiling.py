@@ -72,12 +72,10 @@ def time_ingest(conn: Any, issues: list[Fetched[Issue]]) -> float:
 
 def time_ceiling(conn: Any, issues: list[Fetched[Issue]]) -> float:
     # Same issue rows, no users/links/payloads (author ids are nullable FKs: drop them to NULL).
-    rows = []
-    for fetched in issues:
-        row = list(issue_row(fetched.item, PROJECT_ID, 0, T0))
-        row[8] = None  # author_id
-        row[21] = None  # raw_payload_id
-        rows.append(tuple(row))
+    rows = [
+        issue_row(fetched.item, PROJECT_ID, None, T0)._replace(author_id=None)
+        for fetched in issues
+    ]
     insert = ISSUE_SQL.upsert.sql.split("ON CONFLICT")[0]
     start = time.perf_counter()
     with conn:

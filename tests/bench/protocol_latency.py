@@ -5,11 +5,13 @@
 * busy: the same while standard syncs run against the simulator (slowed so they keep running);
 * idle RSS of the daemon (VmRSS from /proc/<pid>/status).
 
-Run: ``.venv/bin/python tests/bench/protocol_latency.py`` (or ``make bench``).
+Run: ``.venv/bin/python tests/bench/protocol_latency.py`` (or ``make bench``); ``--smoke`` runs
+every step at a tiny size (tests/test_bench_smoke.py: the figures are then meaningless).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import select
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +28,18 @@ from lore_daemon.protocol import RequestedTargets
 from lore_daemon.store import ledger
 from lore_daemon.store.connection import Database
 
-LEDGER_RUNS = 10_000
-WARM_SAMPLES = 2_000
-BUSY_SAMPLES = 600
-COLD_SPAWNS = 5
+
+@dataclass(frozen=True)
+class Sizes:
+    ledger_runs: int = 10_000
+    warm_samples: int = 2_000
+    busy_samples: int = 600
+    cold_spawns: int = 5
+    sim_issues: int = 400
+    sim_mrs: int = 100
+
+
+SMOKE = Sizes(ledger_runs=200, warm_samples=20, busy_samples=10, cold_spawns=1, sim_issues=20, sim_mrs=5)
 FLOOR_PARAMS = {"runId": "no-such-run"}  # same method, no rows: the protocol + DB round trip alone
 TARGETS = {"warm_p50_ms": 2.0, "cold_over_warm": 100.0, "busy_p99_ms": 20.0, "idle_rss_mb": 80.0}
 
@@ -175,12 +186,12 @@ def make_env(tmp: Path, base_url: str, token: str) -> dict[str, str]:
     return env
 
 
-def start_simulator() -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def start_simulator(sizes: Sizes) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """The simulator in its own process (``lore-daemon sim``), so its work never shares this
     process's GIL with the timing loop. Every request is slowed by 10 ms so syncs keep running."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lore_daemon", "sim", "--seed", "3", "--issues", "400", "--mrs", "100",
-         "--latency-ms", "10"],
+        [sys.executable, "-m", "lore_daemon", "sim", "--seed", "3", "--issues", str(sizes.sim_issues),
+         "--mrs", str(sizes.sim_mrs), "--latency-ms", "10"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
@@ -189,25 +200,28 @@ def start_simulator() -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
 
 
 def main() -> int:
-    sim, announced = start_simulator()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check it runs, not the figures")
+    sizes = SMOKE if parser.parse_args().smoke else Sizes()
+    sim, announced = start_simulator(sizes)
     try:
-        return measure(announced["base_url"], announced["token"])
+        return measure(announced["base_url"], announced["token"], sizes)
     finally:
         sim.terminate()
         sim.wait(30)
 
 
-def measure(base_url: str, token: str) -> int:
+def measure(base_url: str, token: str, sizes: Sizes) -> int:
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         env = make_env(tmp, base_url, token)
         t0 = time.perf_counter()
-        seed_ledger(tmp / "lore.db", LEDGER_RUNS)
-        print(f"seeded {LEDGER_RUNS} ledger runs in {time.perf_counter() - t0:.2f} s")
+        seed_ledger(tmp / "lore.db", sizes.ledger_runs)
+        print(f"seeded {sizes.ledger_runs} ledger runs in {time.perf_counter() - t0:.2f} s")
         params = {"limit": 20}
 
         cold_init, cold_first = [], []
-        for _ in range(COLD_SPAWNS):
+        for _ in range(sizes.cold_spawns):
             d = Daemon(env)
             d.call("initialize", {"processId": os.getpid(), "capabilities": {}})
             cold_init.append((time.perf_counter() - d.spawned) * 1000)
@@ -217,9 +231,9 @@ def measure(base_url: str, token: str) -> int:
 
         d = Daemon(env)
         d.call("initialize", {"processId": os.getpid(), "capabilities": {}})
-        timed_calls(d, 100, params)  # warm-up: db open, reader threads, caches
-        warm = timed_calls(d, WARM_SAMPLES, params)
-        floor = timed_calls(d, WARM_SAMPLES, FLOOR_PARAMS)
+        timed_calls(d, min(100, sizes.warm_samples), params)  # warm-up: db open, reader threads, caches
+        warm = timed_calls(d, sizes.warm_samples, params)
+        floor = timed_calls(d, sizes.warm_samples, FLOOR_PARAMS)
         time.sleep(0.5)
         idle_rss = d.rss_mb()
 
@@ -228,7 +242,7 @@ def measure(base_url: str, token: str) -> int:
         busy_floor: list[float] = []
         syncs = 0
         sync_id = d.send("lore/sync", {})
-        while len(busy) < BUSY_SAMPLES:
+        while len(busy) < sizes.busy_samples:
             if sync_id in d.responses:
                 d.responses.pop(sync_id)
                 syncs += 1
@@ -245,7 +259,7 @@ def measure(base_url: str, token: str) -> int:
     cold = statistics.median(cold_first)
     rows = [
         ("cold spawn -> initialize answered", f"median {statistics.median(cold_init):8.1f} ms"),
-        ("cold spawn -> first lore/syncRuns", f"median {cold:8.1f} ms ({COLD_SPAWNS} spawns)"),
+        ("cold spawn -> first lore/syncRuns", f"median {cold:8.1f} ms ({sizes.cold_spawns} spawns)"),
         ("warm lore/syncRuns limit=20", f"p50 {warm_p50:6.3f} ms  p99 {warm_p99:6.3f} ms (n={len(warm)})"),
         ("cold / warm p50", f"{cold / warm_p50:8.0f} x"),
         ("  of which ledger.list_runs(20)", f"{in_process:6.3f} ms in-process (query, decode, retry hints)"),

@@ -16,6 +16,9 @@ Targets (from the issue): get p50 <= 3 ms, search p50 <= 15 ms, p99 during a syn
 
     .venv/bin/python tests/bench/read_latency.py [--issues 50000] [--samples 400]
         [--cache-dir ~/.cache/lore-bench]
+
+``--smoke`` runs every step on a 60-issue mirror in a temporary cache (tests/test_bench_smoke.py:
+the figures are then meaningless).
 """
 
 from __future__ import annotations
@@ -79,9 +82,9 @@ def build_mirror(target: Path, issues: int) -> None:
     from lore_daemon import protocol
     from lore_daemon.config import load_config, read_token
     from lore_daemon.engine import Engine
-    from lore_daemon.gitlab.client import GitLabClient
     from lore_daemon.store.connection import Database
     from lore_daemon.sync.locking import make_owner
+    from lore_daemon.sync.standard import run_standard_sync
 
     sim, info = _sim(issues)
     try:
@@ -91,10 +94,9 @@ def build_mirror(target: Path, issues: int) -> None:
         async def sync() -> str:
             db = Database(config.db_path)
             db.open()
-            gitlab = GitLabClient(config.gitlab.base_url, read_token(config, env).reveal(), concurrency=8)
-            engine = Engine(config=config, db=db, gitlab=gitlab, owner=make_owner())
+            engine = Engine.create(config, db, read_token(config, env).reveal(), owner=make_owner())
             try:
-                return (await engine.sync_standard(protocol.SyncParams(), lambda _: None)).status
+                return (await run_standard_sync(engine, protocol.SyncParams())).status
             finally:
                 await engine.aclose()
 
@@ -164,11 +166,12 @@ def measure_busy(
     """Reads interleaved with standard syncs that write (2,000 bumped issues each)."""
     out: dict[str, Any] = {"get": [], "list": [], "search": [], "syncs": []}
     queries = [q for qs in QUERIES.values() for q in qs]
+    bumps = min(BUMPS_PER_SYNC, issues // 2)
     bumped = 0
     while len(out["get"]) < samples:
-        for iid in rng.sample(range(1, issues + 1), BUMPS_PER_SYNC):
+        for iid in rng.sample(range(1, issues + 1), bumps):
             control.mutate("bump_issue", project="group/project", iid=iid)
-        bumped += BUMPS_PER_SYNC
+        bumped += bumps
         sync_id = daemon.send("lore/sync", {"noEmbed": True})
         started = time.monotonic()
         while sync_id not in daemon.responses and len(out["get"]) < samples:
@@ -217,11 +220,20 @@ def main() -> int:
     parser.add_argument("--issues", type=int, default=50_000)
     parser.add_argument("--samples", type=int, default=400)
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "lore-bench")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check it runs, not the figures")
     parser.add_argument("--build", nargs=2, metavar=("PATH", "ISSUES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build:
         build_mirror(Path(args.build[0]), int(args.build[1]))
         return 0
+    if args.smoke:
+        with tempfile.TemporaryDirectory(prefix="lore-read-smoke-") as cache:
+            args.issues, args.samples, args.cache_dir = 60, 20, Path(cache)
+            return run(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     mirror = cached_mirror(args.cache_dir, args.issues)
     from lore_daemon.sim import SimControl
 
@@ -268,7 +280,7 @@ def report(issues: int, quiet: dict[str, list[float]], busy: dict[str, Any],
         if key.startswith("search: "):
             print(f"    {key[8:]:<36} {_pcts(samples)}")
     syncs = busy["syncs"]
-    print(f"  during standard syncs ({len(syncs)} syncs of {BUMPS_PER_SYNC} bumped issues: "
+    print(f"  during standard syncs ({len(syncs)} syncs of {busy['bumped'] // len(syncs)} bumped issues: "
           + ", ".join(f"{s[0]:.0f} s {s[1]} ({s[2]} ingested)" for s in syncs) + ")")
     for key in ("get", "list", "search"):
         print(f"    lore/{key:<32} {_pcts(busy[key])}")

@@ -64,20 +64,18 @@ async def _sync(config_path: Path, token: str) -> tuple[Any, float]:
     from lore_daemon import protocol
     from lore_daemon.config import load_config, read_token
     from lore_daemon.engine import Engine
-    from lore_daemon.gitlab.client import GitLabClient
     from lore_daemon.store.connection import Database
     from lore_daemon.sync.locking import make_owner
+    from lore_daemon.sync.standard import run_standard_sync
 
     env = {TOKEN_ENV: token}
     config = load_config(config_path, env=env)
     db = Database(config.db_path)
     db.open()
-    client = GitLabClient(config.gitlab.base_url, read_token(config, env).reveal(),
-                          concurrency=config.sync.primary_concurrency)
-    engine = Engine(config=config, db=db, gitlab=client, owner=make_owner())
+    engine = Engine.create(config, db, read_token(config, env).reveal(), owner=make_owner())
     started = time.monotonic()
     try:
-        result = await engine.sync_standard(protocol.SyncParams(), lambda note: None)
+        result = await run_standard_sync(engine, protocol.SyncParams(), lambda note: None)
     finally:
         await engine.aclose()
     return result, time.monotonic() - started

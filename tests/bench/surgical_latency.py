@@ -10,7 +10,8 @@ documents, embed (skipped: provider "none"). Figures:
   each beside the bound ceil(requests / concurrency) · L computed from the simulator's request log
   (target: within 1.3x the bound at concurrency 8).
 
-Run: ``.venv/bin/python tests/bench/surgical_latency.py [L_ms]`` (or ``make bench``).
+Run: ``.venv/bin/python tests/bench/surgical_latency.py [L_ms] [--smoke]`` (or ``make bench``);
+``--smoke`` runs each scenario once (tests/test_bench_smoke.py: the figures are then meaningless).
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from typing import Any
 from lore_daemon import protocol
 from lore_daemon.config import load_config, read_token
 from lore_daemon.engine import Engine
-from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.sim import SimControl
 from lore_daemon.store.connection import Database
 from lore_daemon.sync.locking import make_owner
+from lore_daemon.sync.surgical import run_surgical_sync
 
 PROJECT = "group/project"
 TOKEN_ENV = "LORE_BENCH_TOKEN"
@@ -59,8 +60,7 @@ def build_engine(workdir: Path, sim: dict[str, Any], concurrency: int) -> Engine
     config = load_config(config_path, env=env)
     db = Database(config.db_path)
     db.open()
-    client = GitLabClient(config.gitlab.base_url, read_token(config, env).reveal(), concurrency=concurrency)
-    return Engine(config=config, db=db, gitlab=client, owner=make_owner())
+    return Engine.create(config, db, read_token(config, env).reveal(), owner=make_owner())
 
 
 async def timed_run(
@@ -69,7 +69,8 @@ async def timed_run(
     """Wall ms of one surgical run, the API requests it made (from the simulator's log), its result."""
     control.clear_log()
     started = time.perf_counter()
-    result = await engine.sync_surgical(protocol.SyncSurgicalParams(project=PROJECT, issues=issues, mrs=mrs))
+    params = protocol.SyncSurgicalParams(project=PROJECT, issues=issues, mrs=mrs)
+    result = await run_surgical_sync(engine, params)
     wall_ms = (time.perf_counter() - started) * 1000
     assert result.status == "succeeded", result.error
     return wall_ms, len(control.log()), result
@@ -88,7 +89,8 @@ def show(
     return median
 
 
-async def main(latency_ms: int) -> None:
+async def main(latency_ms: int, reps: int = 1) -> None:
+    """``reps`` scales the repetitions (1: the published runs; 0: each scenario once, a smoke run)."""
     proc, sim = start_simulator(latency_ms)
     control = SimControl(sim["base_url"])
     try:
@@ -99,14 +101,14 @@ async def main(latency_ms: int) -> None:
             try:
                 await timed_run(engine, control, list(range(100, 110)), list(range(60, 70)))  # warm-up
                 one: list[float] = []
-                for iid in range(1, 6):
+                for iid in range(1, 1 + max(1, 5 * reps)):
                     wall, requests, result = await timed_run(engine, control, [iid], [])
                     one.append(wall)
                 show("1 issue, concurrency 8", one, requests, 8, latency_ms,
                      f"target 2L+50 = {2 * latency_ms + 50} ms")
                 print(f"{'':<34} stage timings of the last run: {result.stage_timings_ms}")
                 twenty: list[float] = []
-                for rep in range(3):
+                for rep in range(max(1, 3 * reps)):
                     issues = list(range(10 + rep * 10, 20 + rep * 10))
                     mrs = list(range(1 + rep * 10, 11 + rep * 10))
                     wall, requests, result = await timed_run(engine, control, issues, mrs)
@@ -120,7 +122,7 @@ async def main(latency_ms: int) -> None:
             try:
                 await timed_run(serial, control, [119], [79])  # warm-up
                 walls: list[float] = []
-                for rep in range(2):
+                for rep in range(max(1, 2 * reps)):
                     issues = list(range(50 + rep * 10, 60 + rep * 10))
                     mrs = list(range(35 + rep * 10, 45 + rep * 10))
                     wall, requests, _ = await timed_run(serial, control, issues, mrs)
@@ -136,4 +138,5 @@ async def main(latency_ms: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 50))
+    args = [a for a in sys.argv[1:] if a != "--smoke"]
+    asyncio.run(main(int(args[0]) if args else 50, reps=0 if "--smoke" in sys.argv else 1))

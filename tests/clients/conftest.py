@@ -16,6 +16,8 @@ import pytest
 
 from lore_client.shared import stop_daemon
 from lore_daemon.sim import SimConfig, SimServer
+from tests.support.config import write_config
+from tests.support.sim import sim_fixture
 
 PROJECT = "group/project"
 TOKEN_ENV = "LORE_TEST_TOKEN"
@@ -33,19 +35,14 @@ class ClientEnv:
         return [sys.executable, "-m", "lore_client.bridge", *args]
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer(SimConfig(seed=11, issues=40, mrs=12, notes_per_entity=4)) as server:
-        yield server
+sim = sim_fixture(SimConfig(seed=11, issues=40, mrs=12, notes_per_entity=4), scope="module")
 
 
 @pytest.fixture
 def client_env(sim: SimServer, tmp_path: Path) -> Iterator[ClientEnv]:
     db_path = tmp_path / "lore.db"
-    config_path = tmp_path / "config.toml"
-    config_path.write_text(
-        f'[gitlab]\nbase_url = "{sim.base_url}"\ntoken_env = "{TOKEN_ENV}"\n\n'
-        f'[[projects]]\npath = "{PROJECT}"\n\n[storage]\ndb_path = "{db_path}"\n'
+    config_path = write_config(
+        tmp_path, sim.base_url, token_env=TOKEN_ENV, projects=(PROJECT,), db_path=db_path
     )
     # A short socket path (AF_UNIX allows ~100 bytes, tmp_path can be longer); whatever daemon
     # serves it is stopped when the test ends.

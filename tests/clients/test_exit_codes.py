@@ -1,18 +1,21 @@
-"""Every error code has a deliberate bridge exit code, and every exit code used is documented."""
+"""Every error code has a deliberate bridge exit code, beside its meaning in ``errors.CODES``."""
 
 from __future__ import annotations
 
-from lore_client.bridge import _EXIT_BY_CODE, exit_code_for_error
-from lore_daemon.errors import CODES
+from lore_client.bridge import exit_code_for_error
+from lore_daemon.errors import CODES, EXIT_CLASSES
 from lore_daemon.protocol import BRIDGE_EXIT_CODES
 
 
-def test_every_error_code_has_an_exit_code() -> None:
-    assert set(_EXIT_BY_CODE) == set(CODES)
+def test_every_error_code_exits_with_a_documented_class() -> None:
+    assert {code: exit_code_for_error(code) for code in CODES} == {c: i.exit_code for c, i in CODES.items()}
+    assert {info.exit_code for info in CODES.values()} <= set(EXIT_CLASSES)
 
 
-def test_every_exit_code_used_is_documented() -> None:
-    assert {exit_code_for_error(code) for code in CODES} <= set(BRIDGE_EXIT_CODES)
+def test_the_published_table_names_every_code_under_its_exit_code() -> None:
+    for code, info in CODES.items():
+        assert code in BRIDGE_EXIT_CODES[info.exit_code]
+    assert exit_code_for_error(None) == exit_code_for_error("NO_SUCH_CODE") == 1
 
 
 def test_classes() -> None:

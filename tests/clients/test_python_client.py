@@ -10,6 +10,7 @@ import pytest
 from lore_client.client import LoreClient
 from lore_client.rpc import RpcError
 from lore_daemon import protocol
+from tests.support.wait import wait_until_async
 
 from .conftest import PROJECT, ClientEnv
 
@@ -54,12 +55,12 @@ async def test_cancelling_the_call_cancels_the_run(client_env: ClientEnv) -> Non
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            for _ in range(100):
+            async def finished() -> bool:
                 runs = (await client.sync_runs(limit=1)).runs
-                if runs and runs[0].status != "running":
-                    break
-                await asyncio.sleep(0.05)
-            assert runs[0].status == "cancelled"
+                return bool(runs) and runs[0].status != "running"
+
+            await wait_until_async(finished, timeout=5, what="the cancelled run to be recorded")
+            assert (await client.sync_runs(limit=1)).runs[0].status == "cancelled"
             status = await client.status()
             assert status.locks == []
     finally:

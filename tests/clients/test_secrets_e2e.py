@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +18,24 @@ import pytest
 from lore_client.client import LoreClient
 from lore_client.rpc import RpcError
 from lore_daemon.sim import SimConfig, SimServer
+from tests.support.config import write_config
+from tests.support.sim import sim_fixture
 
 TOKEN = "glpat-Zq7SECRETw9xK2mVb4Tn"
 
 
-@pytest.fixture
-def secret_sim() -> Iterator[SimServer]:
-    with SimServer(SimConfig(seed=5, issues=15, mrs=5, notes_per_entity=3, token=TOKEN)) as server:
-        yield server
+secret_sim = sim_fixture(
+    SimConfig(seed=5, issues=15, mrs=5, notes_per_entity=3, token=TOKEN), name="secret_sim"
+)
 
 
 async def test_token_reaches_no_database_log_payload_error_or_notification(
     secret_sim: SimServer, tmp_path: Path
 ) -> None:
     db_path, log_path = tmp_path / "lore.db", tmp_path / "daemon.log"
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[gitlab]\nbase_url = "{secret_sim.base_url}"\ntoken_env = "SECRET_GL_TOKEN"\n\n'
-        f'[[projects]]\npath = "group/project"\n\n[storage]\ndb_path = "{db_path}"\n'
+    config = write_config(
+        tmp_path, secret_sim.base_url, token_env="SECRET_GL_TOKEN", projects=("group/project",),
+        db_path=db_path,
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("LORE_")}
     env.update(LORE_CONFIG_PATH=str(config), SECRET_GL_TOKEN=TOKEN)

@@ -22,6 +22,7 @@ import apsw
 from lore_client.client import LoreClient
 from lore_client.shared import stop_daemon
 from lore_daemon.daemon_socket import lock_path, running_pid
+from tests.support.wait import wait_until, wait_until_async
 
 from .conftest import PROJECT, ClientEnv
 
@@ -45,16 +46,18 @@ def start_daemon(env: ClientEnv) -> int:
     return int(status["pid"])
 
 
-def gone(pid: int, within_s: float = 10.0) -> bool:
-    """True once ``pid`` has exited (it releases its lock just before the interpreter ends)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.02)
+def exited(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
     return False
+
+
+def gone(pid: int) -> bool:
+    """True once ``pid`` has exited (it releases its lock just before the interpreter ends)."""
+    wait_until(lambda: exited(pid), timeout=10, what=f"process {pid} to exit")
+    return True
 
 
 def test_first_call_starts_the_daemon_and_the_second_reuses_it(client_env: ClientEnv) -> None:
@@ -123,9 +126,8 @@ async def test_killing_one_client_mid_run_cancels_only_its_run(client_env: Clien
     finally:
         client_env.sim.control.set_latency(0, slow)
     assert result.status == "succeeded"
-    deadline = time.monotonic() + 10
-    while "running" in ledger(client_env).values() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_until_async(lambda: "running" not in ledger(client_env).values(), timeout=10,
+                           what="every run to finish")
     statuses = ledger(client_env)
     assert statuses.pop(result.run_id) == "succeeded"
     assert list(statuses.values()) == ["cancelled"]  # the killed client's run, and nothing else

@@ -36,6 +36,8 @@ from pygls.protocol import (
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import register_lsp_features
 
+from tests.support.config import write_config
+
 TOKEN = "glpat-TEST-only-5ecret-Value-0123456789"
 UNREACHABLE_GITLAB = "http://127.0.0.1:9"  # discard port: nothing listens there
 DAEMON = [sys.executable, "-m", "lore_daemon"]
@@ -59,11 +61,10 @@ class DaemonEnv:
         projects: tuple[str, ...] = ("group/project",),
         extra: str = "",
     ) -> None:
-        lines = ["[gitlab]", f'base_url = "{base_url}"', 'token_env = "GITLAB_TOKEN"']
-        for path in projects:
-            lines += ["[[projects]]", f'path = "{path}"']
-        lines += ["[sync]", "lock_timeout_ms = 2000", "stale_lock_ms = 5000", extra]
-        self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_config(
+            self.config_path.parent, base_url, token_env="GITLAB_TOKEN", projects=projects,
+            sync={"lock_timeout_ms": 2000, "stale_lock_ms": 5000}, extra=extra,
+        )
 
     def with_token(self, token: str = TOKEN) -> DaemonEnv:
         self.env["GITLAB_TOKEN"] = token

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 
 from lore_daemon import protocol, schemagen
-from lore_daemon.errors import CODES
+from lore_daemon.errors import CODES, EXIT_CLASSES
 from lore_daemon.server import build_server
 from lore_daemon.services.runtime import DaemonSettings
 
@@ -68,10 +68,15 @@ def test_every_recovery_action_kind_is_documented() -> None:
     assert missing == []
 
 
-def test_every_bridge_exit_code_is_documented() -> None:
-    codes = protocol.BRIDGE_EXIT_CODES
-    missing = [code for code in codes if not re.search(rf"^\| {code} \|", DOC, re.MULTILINE)]
-    assert missing == []
+def test_the_bridge_exit_code_table_is_derived_from_the_codes() -> None:
+    section = DOC[DOC.index("## Bridge exit codes") : DOC.index("## The `lore-daemon` command")]
+    rows = [line for line in section.splitlines() if re.match(r"^\| \d+ \|", line)]
+    expected = []
+    for exit_code, meaning in EXIT_CLASSES.items():
+        codes = ", ".join(f"`{c}`" for c, info in CODES.items() if info.exit_code == exit_code) or "—"
+        expected.append(f"| {exit_code} | {meaning} | {codes} |")
+    assert rows == expected
+    assert set(protocol.BRIDGE_EXIT_CODES) == set(EXIT_CLASSES)
 
 
 def test_the_progress_notification_and_every_field_is_documented() -> None:

@@ -22,6 +22,8 @@ from lore_daemon.protocol import SURGICAL_PHASES
 from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.store import ledger, locks
 from lore_daemon.store.connection import Database
+from tests.support.sim import sim_fixture
+from tests.support.wait import wait_until_async
 
 from .support import ClientPool, DaemonEnv, LoreTestClient, RawDaemon, rpc
 
@@ -29,10 +31,7 @@ PROJECT = "group/project"
 SLOW_ROUTE = r"/discussions"  # dependents only: preflight stays fast, the run then holds the lock
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer(SimConfig(seed=7, issues=30, mrs=10, notes_per_entity=3)) as server:
-        yield server
+sim = sim_fixture(SimConfig(seed=7, issues=30, mrs=10, notes_per_entity=3), scope="module")
 
 
 @pytest.fixture
@@ -48,14 +47,6 @@ def slow_dependents(sim: SimServer) -> Iterator[None]:
         yield
     finally:
         sim.control.set_latency(0, route=SLOW_ROUTE)
-
-
-async def _until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.01)
 
 
 def _phase_events(notes: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -177,7 +168,7 @@ async def test_cancel_request_mid_run_ends_cancelled_and_frees_the_lock(
     params = {"project": PROJECT, "issues": [4, 5]}
     request = client.protocol.send_request_async("lore/syncSurgical", params, msg_id=77)
     pending = asyncio.ensure_future(request)
-    await _until(_dependents_begun(client))
+    await wait_until_async(_dependents_begun(client), what="the dependents phase to begin")
     assert [lock["name"] for lock in (await rpc(client, "lore/status", {}))["locks"]] == ["sync"]
 
     client.cancel_request(types.CancelParams(id=77))
@@ -198,7 +189,7 @@ async def test_work_done_progress_cancel_cancels_the_run(clients: ClientPool, en
     client.progress_reports.setdefault("bar-1", [])
     params = {"project": PROJECT, "mrs": [3], "workDoneToken": "bar-1"}
     pending = asyncio.ensure_future(client.protocol.send_request_async("lore/syncSurgical", params))
-    await _until(_dependents_begun(client))
+    await wait_until_async(_dependents_begun(client), what="the dependents phase to begin")
 
     client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token="bar-1"))
     with pytest.raises(JsonRpcRequestCancelled):

@@ -36,7 +36,9 @@ OVERRIDDEN_OR_CALLED = {
 
 # Methods of pygls that must still call the private method we override, or our override is dead.
 CALLERS = {
-    (JsonRPCProtocol, "_handle_request"): ["self._get_handler(", "self._send_handler_result"],
+    (JsonRPCProtocol, "_handle_request"): [
+        "self._get_handler(", "self._send_handler_result", "self._send_response(",
+    ],
     (JsonRPCProtocol, "handle_message"): ["self._handle_response"],
 }
 

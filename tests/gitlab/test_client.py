@@ -133,8 +133,8 @@ async def test_dependent_endpoints_decode_their_types() -> None:
                 "project_id": 7,
                 "title": "x",
                 "state": "merged",
-                "created_at": "c",
-                "updated_at": "u",
+                "created_at": "2024-01-01T00:00:00.000Z",
+                "updated_at": "2024-01-02T00:00:00.000Z",
             },
         ),
     )
@@ -143,7 +143,12 @@ async def test_dependent_endpoints_decode_their_types() -> None:
     script.on(
         f"{mr}/resource_milestone_events", page_response([{**event, "action": "remove", "milestone": None}])
     )
-    script.on(f"{mr}/closes_issues", page_response([{"id": 1, "title": "external"}]))
+    internal = {"id": 1000005, "iid": 5, "project_id": 7, "title": "an issue", "state": "opened"}
+    external = [
+        {"title": "External Issue PROJ-12", "id": "PROJ-12"},
+        {"title": "External Issue 88", "id": "88"},  # a numeric tracker: digits, still a string
+    ]
+    script.on(f"{mr}/closes_issues", page_response([internal, *external]))
     script.on(f"{mr}/diffs", page_response([{"old_path": "a", "new_path": "b", "renamed_file": True}]))
     script.on("/api/v4/version", httpx.Response(200, json={"version": "17.5.1", "revision": "abc"}))
     async with client_for(script) as client:
@@ -157,7 +162,8 @@ async def test_dependent_endpoints_decode_their_types() -> None:
     assert isinstance(states[0], m.StateEvent) and states[0].state == "merged"
     assert isinstance(labels[0], m.LabelEvent) and labels[0].label is None
     assert isinstance(milestones[0], m.MilestoneEvent) and milestones[0].action == "remove"
-    assert closes[0].iid is None and closes[0].title == "external"
+    assert [(i.id, i.iid) for i in closes.internal] == [(1000005, 5)]  # decoded item by item
+    assert [(e.id, e.title) for e in closes.external] == [(x["id"], x["title"]) for x in external]
     assert diffs[0].renamed_file and version.version == "17.5.1"
 
 

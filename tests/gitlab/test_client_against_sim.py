@@ -17,6 +17,7 @@ import pytest
 from lore_daemon.errors import GitLabAuthError, GitLabNotFoundError
 from lore_daemon.gitlab import GitLabClient, RetryPolicy
 from lore_daemon.sim import SimConfig, SimServer
+from tests.support.sim import sim_fixture
 
 from .support import WaitRecorder
 
@@ -24,16 +25,14 @@ PROJECT_ID = 1  # "group/project" in the simulator's seeded data
 FAST = RetryPolicy(max_attempts=6, max_elapsed_s=30.0, base_delay_s=0.01, max_delay_s=0.05, jitter=0.0)
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    with SimServer(SimConfig(seed=1, issues=300, mrs=40)) as server:
-        yield server
+sim = sim_fixture(SimConfig(seed=1, issues=300, mrs=40), scope="module")
 
 
 @pytest.fixture(autouse=True)
 def clean(sim: SimServer) -> Iterator[None]:
     sim.control.clear_faults()
     sim.control.set_option("omit_next_page_header", False)
+    sim.control.set_option("keyset_issues", True)
     sim.control.clear_log()
     yield
     sim.control.clear_faults()
@@ -58,6 +57,7 @@ async def all_issue_iids(c: GitLabClient) -> list[int]:
 
 async def test_walks_more_than_10000_issues_with_totals_omitted() -> None:
     with SimServer(SimConfig(seed=2, issues=10_050, mrs=0, other_issues=0, other_mrs=0)) as big:
+        big.control.set_option("keyset_issues", False)  # offset pages: an older GitLab
         first = httpx.get(
             f"{big.base_url}/api/v4/projects/{PROJECT_ID}/issues",
             params={"per_page": 100},
@@ -68,17 +68,18 @@ async def test_walks_more_than_10000_issues_with_totals_omitted() -> None:
         async with client(big) as c:
             iids = await all_issue_iids(c)
         assert len(iids) == 10_050 and set(iids) == set(range(1, 10_051))
-        assert big.control.stats()["requests"] == 102  # 1 header probe + 101 pages
+        assert big.control.stats()["requests"] == 103  # 1 header probe + a 405 to keyset + 101 pages
 
 
 async def test_walk_without_next_page_headers_uses_full_page_rule(sim: SimServer) -> None:
+    sim.control.set_option("keyset_issues", False)
     sim.control.set_option("omit_next_page_header", True)
     async with client(sim) as c:
         iids = await all_issue_iids(c)
     assert sorted(iids) == list(range(1, 301))
-    pages = [e["query"] for e in sim.control.log()]
+    pages = [e["query"] for e in sim.control.log() if e["status"] == 200]
     assert len(pages) == 4  # 3 full pages, then an empty page ends the walk
-    assert all("per_page=100" in q for q in pages)
+    assert all("per_page=100" in q and "page=" in q and "keyset" not in q for q in pages)
 
 
 async def test_walk_with_small_total_threshold_and_updated_after(sim: SimServer) -> None:
@@ -114,7 +115,25 @@ async def test_every_endpoint_matches_the_simulators_truth(sim: SimServer) -> No
     assert [d.id for d in discussions] == [d["id"] for d in truth["discussions"]["merge_requests"][mr_key]]
     assert [d.new_path for d in diffs] == [d["new_path"] for d in truth["diffs"][mr_key]]
     assert [e.id for e in labels] == [e["id"] for e in truth["events"]["issues"]["1"]["label"]]
-    assert [i.iid for i in closes] == [i["iid"] for i in truth["closes_issues"][mr_key]]
+    assert [i.iid for i in closes.internal] == [i["iid"] for i in truth["closes_issues"][mr_key]]
+    assert closes.external == []
+
+
+async def test_closes_issues_with_an_external_tracker_decodes_item_by_item(sim: SimServer) -> None:
+    sim.control.set_project_option("group/project", "external_tracker", True)
+    try:
+        truth = sim.control.dump("group/project")["closes_issues"]
+        async with client(sim) as c:
+            got = {int(k): await c.list_closes_issues(PROJECT_ID, int(k)) for k in truth}
+    finally:
+        sim.control.set_project_option("group/project", "external_tracker", False)
+    assert any(g.external for g in got.values()) and any(g.internal for g in got.values())
+    for iid, closes in got.items():
+        items = truth[str(iid)]
+        assert [i.id for i in closes.internal] == [i["id"] for i in items if isinstance(i["id"], int)]
+        assert [(e.id, e.title) for e in closes.external] == [
+            (i["id"], i["title"]) for i in items if isinstance(i["id"], str)
+        ]
 
 
 # ------------------------------------------------------------------------------ retries

@@ -1,4 +1,8 @@
-"""Page walking: X-Next-Page, Link rel=next, full-page fallback, and never trusting totals."""
+"""Page walking: X-Next-Page, Link rel=next, full-page fallback, and never trusting totals.
+
+Offset rules are walked through the MR listing (offset pages only); issues ask for cursor pages
+first, which ``test_keyset.py`` covers.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from lore_daemon.gitlab._urls import parse_origin
 
 from .support import BASE, FAST, TOKEN, Script, issue, page_response
 
-ISSUES = "/api/v4/projects/7/issues"
+ISSUES = "/api/v4/projects/7/merge_requests"  # an offset-paginated listing
 ORIGIN = parse_origin(BASE)
 assert ORIGIN is not None
 REQ = httpx.URL(BASE + ISSUES, params={"per_page": "100", "page": "3", "sort": "asc"})
@@ -90,7 +94,7 @@ def paged_server(total: int, headers_for: Any, per_page: int = 100) -> Script:
 
 async def walk(script: Script, base: str = BASE) -> list[int]:
     async with GitLabClient(base, TOKEN, retry=FAST, transport=script.transport()) as client:
-        return [f.item.iid async for page in client.iter_issues(7) for f in page]
+        return [f.item.iid async for page in client.iter_merge_requests(7) for f in page]
 
 
 async def test_follows_x_next_page() -> None:
@@ -137,7 +141,8 @@ async def test_more_than_10000_items_without_totals() -> None:
 async def test_listing_parameters() -> None:
     script = paged_server(0, lambda p, last: {"X-Next-Page": ""})
     async with GitLabClient(BASE, TOKEN, retry=FAST, transport=script.transport()) as client:
-        pages = [page async for page in client.iter_issues(7, updated_after="2024-01-01T00:00:00.000+00:00")]
+        after = "2024-01-01T00:00:00.000+00:00"
+        pages = [page async for page in client.iter_merge_requests(7, updated_after=after)]
     assert pages == []
     params = script.requests[0].url.params
     assert dict(params) == {

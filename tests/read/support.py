@@ -17,13 +17,9 @@ from typing import Any
 import apsw
 
 from lore_daemon import protocol
-from lore_daemon.config import load_config, read_token
-from lore_daemon.engine import Engine
-from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.sim import SimServer
-from lore_daemon.store.connection import Database
-from lore_daemon.sync.locking import make_owner
-from tests import config_files
+from tests.support.config import write_config
+from tests.support.engine import build_engine
 
 PROJECT = "group/project"
 OTHER = "group/sub/other"
@@ -33,20 +29,19 @@ TOKEN_ENV = "LORE_READ_TEST_TOKEN"
 
 async def build_mirror(folder: Path, sim: SimServer) -> Path:
     """A standard sync of both simulator projects into ``folder/lore.db``; returns its path."""
+    from lore_daemon.sync.standard import run_standard_sync
+
     env = {TOKEN_ENV: sim.token, "HOME": str(folder)}
-    config = load_config(
-        config_files.write_config(folder, sim.base_url, token_env=TOKEN_ENV, projects=PROJECTS), env=env
+    config = write_config(
+        folder, sim.base_url, token_env=TOKEN_ENV, projects=PROJECTS, db_path=folder / "lore.db"
     )
-    db = Database(config.db_path)
-    db.open()
-    gitlab = GitLabClient(config.gitlab.base_url, read_token(config, env).reveal(), concurrency=8)
-    engine = Engine(config=config, db=db, gitlab=gitlab, owner=make_owner())
+    engine = build_engine(config, env)
     try:
-        result = await engine.sync_standard(protocol.SyncParams(), lambda _: None)
+        result = await run_standard_sync(engine, protocol.SyncParams())
     finally:
         await engine.aclose()  # closing the last connection checkpoints the WAL into the file
     assert result.status == "succeeded", result
-    return config.db_path
+    return engine.config.db_path
 
 
 def copy_mirror(mirror: Path, target: Path) -> Path:

@@ -193,5 +193,5 @@ def test_an_entity_not_in_the_mirror_without_max_age_is_not_found(reader: RawDae
     (action,) = data["actions"]
     assert action["kind"] == "syncTarget"
     assert action["request"] == {"method": "lore/get", "params": {"ref": "#9999", "maxAgeMs": 0}}
-    assert action["command"] == "lore show '#9999' --max-age 0"
+    assert action["command"] is None  # the bridge has no spelling for lore/get yet
     assert sim.control.log(since=before) == []

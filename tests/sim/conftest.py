@@ -8,14 +8,12 @@ import httpx
 import pytest
 
 from lore_daemon.sim import SimConfig, SimServer
+from tests.support.sim import sim_fixture
 
 SMALL = SimConfig(seed=3, issues=60, mrs=20, notes_per_entity=6)
 
 
-@pytest.fixture
-def sim() -> Iterator[SimServer]:
-    with SimServer(SMALL) as server:
-        yield server
+sim = sim_fixture(SMALL)
 
 
 @pytest.fixture

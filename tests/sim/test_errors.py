@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from lore_daemon.errors import InvalidParamsError
 from lore_daemon.sim import SimServer
 
 
@@ -92,7 +93,7 @@ def test_head_answers_headers_without_body(api: httpx.Client) -> None:
     assert int(resp.headers["content-length"]) > 0
 
 
-def test_token_modes_and_disabled_features(sim: SimServer, api: httpx.Client) -> None:
+def test_token_modes(sim: SimServer, api: httpx.Client) -> None:
     sim.control.set_option("token_mode", "expired")
     resp = api.get("/user")
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_token"
@@ -100,9 +101,33 @@ def test_token_modes_and_disabled_features(sim: SimServer, api: httpx.Client) ->
     resp = api.get("/projects/1")
     assert resp.status_code == 403 and resp.json()["scope"] == "api"
     sim.control.set_option("token_mode", "valid")
-    sim.control.set_option("issues_enabled", False)
-    assert api.get("/projects/1/issues").json() == {"message": "403 Forbidden"}
+    assert api.get("/projects/1").status_code == 200
+
+
+def test_a_disabled_feature_is_403_on_its_routes_in_that_project_only(
+    sim: SimServer, api: httpx.Client
+) -> None:
+    settings = sim.control.set_project_option("group/project", "issues_enabled", False)
+    assert settings["issues_enabled"] is False and settings["merge_requests_enabled"] is True
+    forbidden = {"message": "403 Forbidden"}
+    for path in ("issues", "issues/3", "issues/3/discussions", "issues/3/resource_label_events"):
+        resp = api.get(f"/projects/1/{path}")
+        assert (resp.status_code, resp.json()) == (403, forbidden), path
+    assert api.get("/projects/1/issues/99999").status_code == 403  # the feature check comes first
     assert api.get("/projects/1/merge_requests").status_code == 200
+    assert api.get("/projects/1/merge_requests/2/discussions").status_code == 200
+    assert api.get("/projects/2/issues").status_code == 200  # the other project is untouched
+    closes = [api.get(f"/projects/1/merge_requests/{m}/closes_issues").json() for m in range(1, 21)]
+    assert closes == [[]] * 20  # the token cannot read issues of that project any more
+    sim.control.set_project_option(1, "merge_requests_enabled", False)
+    assert api.get("/projects/1/merge_requests/2").json() == forbidden
+    assert sim.control.project_options("group/project") == {
+        "issues_enabled": False, "merge_requests_enabled": False, "external_tracker": False
+    }
+    with pytest.raises(InvalidParamsError, match="unknown project option"):
+        sim.control.set_project_option(1, "wiki_enabled", False)
+    with pytest.raises(InvalidParamsError, match="no project"):
+        sim.control.set_project_option("nope/nope", "issues_enabled", False)
 
 
 def test_non_numeric_iid_is_a_400(api: httpx.Client) -> None:

@@ -1,4 +1,4 @@
-"""Every fault kind, observed with a raw httpx client (SPEC §10, API-NOTES §1.12)."""
+"""Every fault kind, observed with a raw httpx client (docs/simulator.md, "Fault rules"; API-NOTES §1.12)."""
 
 from __future__ import annotations
 
@@ -108,6 +108,30 @@ def test_rate_limit_storm_without_any_headers(sim: SimServer, api: httpx.Client)
         assert not [h for h in resp.headers if h.startswith("ratelimit") or h == "retry-after"]
 
 
+def test_trickle_sends_the_real_body_one_byte_at_a_time(sim: SimServer, api: httpx.Client) -> None:
+    """Each read gets a byte within interval_ms, so only a deadline on the whole body ends it."""
+    sim.control.add_fault(r"^/api/v4/version$", kind="trickle", interval_ms=20, times=1)
+    started = time.monotonic()
+    resp = api.get("/version", timeout=httpx.Timeout(10, read=0.5))  # never 0.5 s without a byte
+    elapsed = time.monotonic() - started
+    assert resp.status_code == 200 and resp.json() == api.get("/version").json()
+    assert elapsed >= len(resp.content) * 0.02 * 0.8
+    assert sim.control.log()[0]["outcome"] == "trickle"
+
+
+def test_trickle_stops_when_the_client_gives_up(sim: SimServer, api: httpx.Client) -> None:
+    sim.control.add_fault(ISSUES, kind="trickle", interval_ms=50, times=1)
+    with api.stream("GET", "/projects/1/issues") as resp:
+        assert resp.status_code == 200 and int(resp.headers["content-length"]) > 1000
+        got = next(resp.iter_raw(1))
+        assert got == b"["
+    deadline = time.monotonic() + 5
+    while sim.control.log()[0]["outcome"] == "pending" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sim.control.log()[0]["outcome"] == "client_gone"
+    assert sim.control.stats()["in_flight"] == 0
+
+
 def test_latency_global_and_per_route(sim: SimServer, api: httpx.Client) -> None:
     sim.control.set_latency(150, route=r"/merge_requests")
     api.get("/projects/1/merge_requests")
@@ -153,3 +177,5 @@ def test_bad_fault_specs_are_rejected(sim: SimServer) -> None:
         sim.control.add_fault(ISSUES, kind="explode")
     with pytest.raises(InvalidParamsError, match="regex"):
         sim.control.add_fault("(unclosed")
+    with pytest.raises(InvalidParamsError, match="interval_ms"):
+        sim.control.add_fault(ISSUES, kind="trickle", interval_ms=0)

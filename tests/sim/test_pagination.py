@@ -75,10 +75,19 @@ def test_empty_list_reports_one_total_page(api: httpx.Client) -> None:
     assert resp.headers["x-total"] == "0" and resp.headers["x-total-pages"] == "1"
 
 
-def test_keyset_pagination_is_refused_with_405(api: httpx.Client) -> None:
-    resp = api.get("/projects/1/issues", params={"pagination": "keyset", "order_by": "updated_at"})
-    assert resp.status_code == 405
-    assert resp.json() == {"error": "Keyset pagination is not yet available for this type of request"}
+KEYSET_405 = {"error": "Keyset pagination is not yet available for this type of request"}
+
+
+def test_keyset_pagination_is_refused_with_405_where_gitlab_has_none(
+    sim: SimServer, api: httpx.Client
+) -> None:
+    keyset = {"pagination": "keyset", "order_by": "updated_at"}
+    for path in ("merge_requests", "issues/7/discussions", "merge_requests/3/closes_issues"):
+        resp = api.get(f"/projects/1/{path}", params=keyset)
+        assert (resp.status_code, resp.json()) == (405, KEYSET_405), path
+    sim.control.set_option("keyset_issues", False)  # a GitLab older than 18.3
+    resp = api.get("/projects/1/issues", params=keyset)
+    assert (resp.status_code, resp.json()) == (405, KEYSET_405)
 
 
 def test_dependents_paginate_too(api: httpx.Client) -> None:

@@ -17,6 +17,7 @@ from lore_daemon.store.entities import ingest_issue
 from lore_daemon.sync import drain_phase
 from lore_daemon.sync.context import RunCancelled, RunContext
 from lore_daemon.sync.dependents import FetchedDependents, ResourceEvents
+from lore_daemon.tuning import DEFAULT_TUNING, Tuning
 
 OWNER = "test-owner"
 ISSUES = 6  # two jobs each: discussions, resource_events
@@ -41,9 +42,9 @@ def _claimed_and_fetched(
     return pairs
 
 
-def _context() -> RunContext:
-    # Only the cancel flag is used by the writer function; no engine is needed for that.
-    return RunContext(cast(Any, None), mode="standard", progress=lambda note: None)
+def _context(tuning: Tuning = DEFAULT_TUNING) -> RunContext:
+    # The writer function uses only the cancel flag and the tuning: no engine is needed for that.
+    return RunContext(cast(Any, None), mode="standard", progress=lambda note: None, tuning=tuning)
 
 
 def _queued(conn: apsw.Connection) -> list[tuple[int, str, int]]:
@@ -64,10 +65,10 @@ def _discussion_parents(conn: apsw.Connection) -> list[int]:
 def test_jobs_share_transactions_and_a_failed_fetch_backs_off_alone(
     store_db: apsw.Connection, gl: Any, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(drain_phase, "JOBS_PER_TRANSACTION", 5)  # 12 jobs: three transactions
     boom = GitLabError("upstream broke", "GITLAB_UNAVAILABLE", http_status=503)
     pairs = _claimed_and_fetched(store_db, gl, errors={3: boom})
-    out = drain_phase._write_results(store_db, _context(), OWNER, pairs)
+    ctx = _context(Tuning(jobs_per_transaction=5))  # 12 jobs: three transactions
+    out = drain_phase._write_results(store_db, ctx, OWNER, pairs)
     assert out.done == 2 * ISSUES - 1 and [(f.iid, f.stage) for f in out.failed] == [(3, "events")]
     assert out.counts.discussions == ISSUES and out.counts.notes == ISSUES
     assert _queued(store_db) == [(3, "resource_events", 1)]
@@ -129,9 +130,8 @@ def test_a_group_is_written_in_a_handful_of_statements_with_the_same_outcome(
 def test_cancellation_commits_the_finished_groups_and_stops_before_the_next(
     store_db: apsw.Connection, gl: Any, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(drain_phase, "JOBS_PER_TRANSACTION", 4)  # 12 jobs: groups of 4
     pairs = _claimed_and_fetched(store_db, gl)
-    ctx = _context()
+    ctx = _context(Tuning(jobs_per_transaction=4))  # 12 jobs: groups of 4
     real = drain_phase.write_group
     calls = 0
 

@@ -44,10 +44,9 @@ def test_a_source_whose_write_fails_is_parked_alone_and_the_rest_of_its_chunk_co
             rendered[poisoned] = Rendered(None, good.content, good.url, good.project_id)  # type: ignore[arg-type]
         return rendered
 
-    monkeypatch.setattr(documents_module, "WRITE_CHUNK", 3)  # chunks [0-2], [3-5], [6]
     monkeypatch.setattr(documents_module, "render_sources", title_less)
     with store_db:
-        out = drain_dirty(store_db, now_ms=gl.NOW + 1)
+        out = drain_dirty(store_db, now_ms=gl.NOW + 1, write_chunk=3)  # chunks [0-2], [3-5], [6]
     assert out.failed == [poisoned] and out.processed == 7 and len(out.regenerated_ids) == 6
     assert set(_stored(store_db)) == set(keys) - {poisoned}
     assert [key for key, _ in dirty_keys(store_db, limit=10)] == [poisoned]
@@ -65,9 +64,8 @@ def test_batched_writes_match_one_by_one_regeneration(
     with store_db:
         store_db.execute("DELETE FROM documents")
         mark_dirty(store_db, keys, now_ms=gl.NOW)
-    monkeypatch.setattr(documents_module, "WRITE_CHUNK", 2)
     with store_db:
-        out = drain_dirty(store_db, now_ms=gl.NOW + 2)
+        out = drain_dirty(store_db, now_ms=gl.NOW + 2, write_chunk=2)
     assert _stored(store_db) == alone and len(out.regenerated_ids) == len(one_by_one) == 5
     assert out.regenerated_ids == sorted(out.regenerated_ids)  # ids come out in key order
     hits = store_db.execute("SELECT count(*) FROM documents_fts WHERE documents_fts MATCH 'issue'").fetchone()
@@ -83,9 +81,8 @@ def test_changed_documents_are_updated_in_one_statement_and_fts_follows(
         for iid in range(1, 5):
             changed = gl.issue(iid, title=f"zanzibar {iid}", updated_ms=gl.NOW + 5)
             ingest_issue(store_db, gl.project_id, changed, now_ms=gl.NOW + 2)
-    monkeypatch.setattr(documents_module, "WRITE_CHUNK", 3)
     with store_db:
-        second = regenerate_documents(store_db, keys, now_ms=gl.NOW + 3)
+        second = regenerate_documents(store_db, keys, now_ms=gl.NOW + 3, write_chunk=3)
     assert second.regenerated_ids == first.regenerated_ids  # same rows, updated in place
     titles = {title for title, _, _ in _stored(store_db).values()}
     assert titles == {f"#{i} zanzibar {i}" for i in range(1, 5)}

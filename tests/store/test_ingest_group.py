@@ -1,7 +1,8 @@
-"""``ingest_group`` writes a page exactly as ``ingest_issue``/``ingest_merge_request`` do item by
-item: the same outcomes and, table by table, the same rows. Two databases, one per path, fed the
-same pages round after round (new, changed, retitled, unchanged and stale items; users and
-milestones shared between items with differing details; labels and people coming and going)."""
+"""``ingest_group`` applies the one decision (``entities.decide``) and writes a page exactly as
+``ingest_issue``/``ingest_merge_request`` do item by item: the same outcomes and, table by table,
+the same rows. Two databases, one per path, fed the same pages round after round (new, changed,
+retitled, unchanged and stale items; users and milestones shared between items with differing
+details; labels and people coming and going)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,16 @@ import pytest
 from lore_daemon.gitlab.models import Fetched
 from lore_daemon.store import migrate, open_connection
 from lore_daemon.store.dependents import replace_discussions
-from lore_daemon.store.entities import IngestOutcome, ingest_issue, ingest_merge_request, upsert_project
+from lore_daemon.store.entities import (
+    Decision,
+    IngestOutcome,
+    LocalEntityState,
+    decide,
+    ingest_issue,
+    ingest_merge_request,
+    upsert_project,
+)
+from lore_daemon.store.entity_sql import ISSUE_SQL, MR_SQL, IssueRow, MrRow
 from lore_daemon.store.ingest_group import ingest_group
 from tests.store.conftest import T0, Payloads, user
 
@@ -175,3 +185,32 @@ def test_pages_it_does_not_take_write_nothing(
     with grouped:
         assert ingest_group(grouped, "issue", 100, page, now_ms=NOW + 1) is None
     assert _dump(grouped) == before
+
+
+def _local(updated: int, seen: int, sha: str | None, **marks: int | None) -> LocalEntityState:
+    return LocalEntityState(
+        kind="issue", iid=1, gitlab_id=10_001, title="t", web_url="u", updated_at_ms=updated,
+        last_seen_at_ms=seen, raw_sha256=sha, raw_payload_id=5, watermarks=dict(marks),
+    )
+
+
+def test_the_one_decision_both_writers_apply() -> None:
+    """``decide`` is the ingest rules: stale writes nothing, same bytes only enqueue what is behind,
+    anything else is written (with the jobs behind the payload's updated_at)."""
+    assert decide("issue", None, 100, "a", None) == Decision("ingested", ("discussions", "resource_events"))
+    newer = _local(200, 0, "a", discussions=200, events=200)
+    assert decide("issue", newer, 100, "b", None) == Decision("skipped_stale", ())
+    same = _local(100, 50, "a", discussions=100, events=None)
+    assert decide("issue", same, 100, "a", None) == Decision("unchanged", ("resource_events",))
+    assert decide("issue", same, 100, "a", 40) == Decision("skipped_stale", ())  # re-fetched after the guard
+    assert decide("issue", same, 100, "a", 60) == Decision("unchanged", ("resource_events",))
+    assert decide("issue", same, 100, "b", None).status == "ingested"
+
+
+def test_rows_are_named_after_the_columns_they_fill(tmp_path: Path) -> None:
+    conn = open_connection(tmp_path / "cols.db")
+    migrate(conn)
+    for row, sql in ((IssueRow, ISSUE_SQL), (MrRow, MR_SQL)):
+        columns = {r[1] for r in conn.execute(f"PRAGMA table_info({sql.local.table})")}
+        assert set(row._fields) <= columns and sql.upsert.columns == row._fields
+    conn.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import apsw
@@ -15,6 +15,7 @@ from lore_daemon.store import ledger, locks
 from lore_daemon.store.connection import Database
 from lore_daemon.sync.locking import HeldLock, acquire_lock, make_owner, run_heartbeat
 from lore_daemon.timeutil import now_ms
+from tests.support.wait import wait_until_async
 
 T0 = 1_700_000_000_000
 STALE = 1_000
@@ -109,15 +110,6 @@ def test_unknown_lock_name_is_a_typed_error(conn: apsw.Connection) -> None:
 
 async def _holders(db: Database) -> list[locks.LockInfo]:
     return await db.read(locks.lock_holders)
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> None:
-    """Poll until ``await check()`` is true (waits for background heartbeats, not a fixed time)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not await check():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def _try_b(conn: apsw.Connection, stale_ms: int) -> locks.AcquireResult:
@@ -221,7 +213,7 @@ async def test_background_heartbeat_refreshes_lock_and_run(db: Database) -> None
         assert run is not None and run.heartbeat_at is not None and run_before.heartbeat_at is not None
         return info.heartbeat_at > before.heartbeat_at and run.heartbeat_at > run_before.heartbeat_at
 
-    await _eventually(fresher)
+    await wait_until_async(fresher)
     # Freshly heartbeated: another owner checking with the same stale window is refused.
     assert not (await db.write(_try_b, 200)).acquired
     await held.release()
@@ -241,7 +233,7 @@ async def test_holder_notices_a_takeover(db: Database) -> None:
     async def lost() -> bool:
         return held.lost
 
-    await _eventually(lost)
+    await wait_until_async(lost)
     with pytest.raises(RunError) as err:
         held.ensure_held()
     assert err.value.code == "ABANDONED"
@@ -261,12 +253,12 @@ async def test_run_heartbeat_without_a_lock(db: Database) -> None:
         return run is not None and run.heartbeat_at is not None and run.heartbeat_at > first.heartbeat_at
 
     async with run_heartbeat(db, "r1", stale_ms=200) as beat:
-        await _eventually(beaten)
+        await wait_until_async(beaten)
         await db.write(lambda c: ledger.finish_run(c, "r1", status="succeeded", now_ms=now_ms()))
 
         async def stopped() -> bool:
             return beat.abandoned
 
-        await _eventually(stopped)  # the row is no longer running: nothing left to keep alive
+        await wait_until_async(stopped)  # the row is no longer running: nothing left to keep alive
     run = await db.read(ledger.get_run, "r1")
     assert run is not None and run.status == "succeeded"

@@ -1,4 +1,4 @@
-"""The sync lock across real processes on one database file (SPEC §8.5, §8.11).
+"""The sync lock across real processes on one database file (docs/surgical-sync.md, invariants 5 and 11).
 
 Each child (``lock_child.py``) is a separate Python process with its own Database, like a second
 daemon. They report what they do as JSON lines; the parent checks the order of events and the

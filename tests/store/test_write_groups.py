@@ -17,6 +17,7 @@ from lore_daemon.store.cursors import read_cursor
 from lore_daemon.sync import ingest_phase
 from lore_daemon.sync.batched import write_in_groups
 from lore_daemon.sync.context import RunCancelled, RunContext
+from lore_daemon.tuning import DEFAULT_TUNING, Tuning
 from tests.store.conftest import T0
 
 
@@ -98,8 +99,8 @@ def test_a_failed_commit_loses_the_whole_group_and_says_so(conn: apsw.Connection
 # -- the ingest page on top of it ---------------------------------------------------------------
 
 
-def _context() -> RunContext:
-    return RunContext(cast(Any, None), mode="standard", progress=lambda note: None)
+def _context(tuning: Tuning = DEFAULT_TUNING) -> RunContext:
+    return RunContext(cast(Any, None), mode="standard", progress=lambda note: None, tuning=tuning)
 
 
 def _issues(conn: apsw.Connection) -> list[int]:
@@ -133,7 +134,6 @@ def test_an_ingest_page_commits_in_groups_and_a_broken_item_rolls_back_alone(
 ) -> None:
     """The set-based path fails: its transaction rolls back whole, and the page is written item by
     item, each in its own savepoint, a few per commit; the broken item leaves nothing."""
-    monkeypatch.setattr(ingest_phase, "ITEMS_PER_TRANSACTION", 4)
     commits = _count_commits(store_db)
     real = ingest_phase.ingest_issue
 
@@ -152,8 +152,9 @@ def test_an_ingest_page_commits_in_groups_and_a_broken_item_rolls_back_alone(
 
     monkeypatch.setattr(ingest_phase, "ingest_group", group_breaks)
     walk = ingest_phase.CursorWalk(None)
+    ctx = _context(Tuning(items_per_transaction=4))
     with pytest.raises(RuntimeError, match="item 7 broke"):
-        ingest_phase._write_page(store_db, _context(), gl.project_id, "issues", _page(gl, 10), walk)
+        ingest_phase._write_page(store_db, ctx, gl.project_id, "issues", _page(gl, 10), walk)
     assert _issues(store_db) == [1, 2, 3, 4, 5, 6] and len(commits) == 2  # 1-4, then 5-6
     # The walk is where the committed items left it: item 6 opened the last group, which item 7
     # (rolled back) would have closed. The stored cursor covers item 5's group — committed.

@@ -7,7 +7,7 @@ tightened so 5xx storms give up in milliseconds instead of seconds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +15,17 @@ import apsw
 import pytest
 
 from lore_daemon import protocol
-from lore_daemon.config import load_config, read_token
 from lore_daemon.engine import Engine
-from lore_daemon.gitlab._retry import RetryPolicy
-from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.store import ledger
-from lore_daemon.store.connection import Database
-from lore_daemon.sync.locking import make_owner
-from tests import config_files
+from tests.support import config as support_config
+from tests.support.config import TEST_SYNC
+from tests.support.engine import build_engine as build_support_engine
+from tests.support.sim import sim_fixture
 
 PROJECT = "group/project"
 TOKEN_ENV = "LORE_SURGICAL_TEST_TOKEN"
 SIM_CONFIG = SimConfig(seed=7, issues=30, mrs=12, notes_per_entity=4)
-FAST_RETRY = RetryPolicy(max_attempts=3, max_elapsed_s=5.0, base_delay_s=0.005, max_delay_s=0.02, jitter=0.0)
 
 # Every table a run can fill with mirrored content (the ledger and locks are not content).
 CONTENT_TABLES = (
@@ -61,7 +58,10 @@ CONTENT_TABLES = (
 def write_config(
     tmp_path: Path, base_url: str, *, projects: tuple[str, ...] = (PROJECT,), **sync: int
 ) -> Path:
-    return config_files.write_config(tmp_path, base_url, token_env=TOKEN_ENV, projects=projects, **sync)
+    return support_config.write_config(
+        tmp_path, base_url, token_env=TOKEN_ENV, projects=projects, db_path=tmp_path / "lore.db",
+        sync={**TEST_SYNC, **sync},
+    )
 
 
 def build_engine(
@@ -69,38 +69,10 @@ def build_engine(
 ) -> Engine:
     """An Engine exactly as the daemon builds one, against the simulator."""
     env = {TOKEN_ENV: sim.token, "HOME": str(tmp_path)}
-    config = load_config(write_config(tmp_path, sim.base_url, projects=projects, **sync), env=env)
-    db = Database(config.db_path)
-    db.open()
-    client = GitLabClient(
-        config.gitlab.base_url,
-        read_token(config, env).reveal(),
-        concurrency=config.sync.primary_concurrency,
-        retry=FAST_RETRY,
-    )
-    return Engine(config=config, db=db, gitlab=client, owner=make_owner())
+    return build_support_engine(write_config(tmp_path, sim.base_url, projects=projects, **sync), env)
 
 
-class Progress:
-    """A progress sink that records every notification (and can run a hook on each)."""
-
-    def __init__(self) -> None:
-        self.notes: list[protocol.ProgressNotification] = []
-        self.hooks: list[Any] = []
-
-    def __call__(self, note: protocol.ProgressNotification) -> None:
-        self.notes.append(note)
-        for hook in list(self.hooks):
-            hook(note)
-
-    def phases(self, event: str) -> list[str]:
-        return [n.phase for n in self.notes if n.event == event]
-
-
-@pytest.fixture
-def sim() -> Iterator[SimServer]:
-    with SimServer(SIM_CONFIG) as server:
-        yield server
+sim = sim_fixture(SIM_CONFIG)
 
 
 @pytest.fixture

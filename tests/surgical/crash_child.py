@@ -1,6 +1,7 @@
 """Child process: a daemon that runs a surgical sync and stops INSIDE its open ingest transaction.
 
-Usage: python crash_child.py CONFIG_PATH   (the token is read from the environment, as the daemon does)
+Usage: python -m tests.surgical.crash_child CONFIG_PATH, from the repository root (the token is
+read from the environment, as the daemon does)
 
 The ingest of the second issue is wrapped to print ``{"event": "inside-ingest"}`` and then block the
 writer thread, so the parent can SIGKILL the process while the transaction is open, the ``sync``
@@ -13,17 +14,15 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import apsw
 
 from lore_daemon import protocol
-from lore_daemon.config import load_config, read_token
-from lore_daemon.engine import Engine
-from lore_daemon.gitlab.client import GitLabClient
-from lore_daemon.store.connection import Database
 from lore_daemon.sync import surgical_ingest
-from lore_daemon.sync.locking import make_owner
+from lore_daemon.sync.surgical import run_surgical_sync
+from tests.support.engine import build_engine
 
 _original = surgical_ingest.ingest_issue
 _calls: list[int] = []
@@ -40,18 +39,14 @@ def _pausing_ingest_issue(conn: apsw.Connection, *args: Any, **kwargs: Any) -> A
 
 async def main(config_path: str) -> None:
     surgical_ingest.ingest_issue = _pausing_ingest_issue  # type: ignore[assignment]
-    config = load_config(config_path)
-    db = Database(config.db_path)
-    db.open()
-    client = GitLabClient(config.gitlab.base_url, read_token(config).reveal())
-    engine = Engine(config=config, db=db, gitlab=client, owner=make_owner())
+    engine = build_engine(Path(config_path), retry=None)  # the daemon's own retry policy
     params = protocol.SyncSurgicalParams(project="group/project", issues=[1, 2, 3], mrs=[1])
 
     def progress(note: protocol.ProgressNotification) -> None:
         if note.event == "begin":
             print(json.dumps({"event": "phase", "phase": note.phase, "runId": note.run_id}), flush=True)
 
-    await engine.sync_surgical(params, progress)
+    await run_surgical_sync(engine, params, progress)
     print(json.dumps({"event": "finished"}), flush=True)
 
 

@@ -12,9 +12,11 @@ from lore_daemon.engine import Engine
 from lore_daemon.sim import SimServer
 from lore_daemon.sync.context import RunContext
 from lore_daemon.sync.embed import run_embed_phase
+from lore_daemon.sync.surgical import run_surgical_sync
+from tests.support.engine import Progress
 
 from .children import lock_held_by_another_process
-from .conftest import Progress, rows, surgical
+from .conftest import rows, surgical
 
 
 class HashEmbedder:
@@ -45,7 +47,7 @@ class HashEmbedder:
 async def test_embed_phase_embeds_exactly_the_given_documents_under_the_embed_lock(
     engine: Engine, sim: SimServer
 ) -> None:
-    synced = await engine.sync_surgical(surgical(issues=[1, 2]))
+    synced = await run_surgical_sync(engine, surgical(issues=[1, 2]))
     all_docs = [r[0] for r in rows(engine.db.path, "documents")]
     chosen = synced.entities[1].document_ids
     assert chosen and set(chosen) < set(all_docs)

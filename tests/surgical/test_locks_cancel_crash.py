@@ -1,4 +1,5 @@
-"""Lock window (§8.5), cancellation and crashes (§8.11), with real child processes."""
+"""Lock window, cancellation and crashes (docs/surgical-sync.md, invariants 5 and 11), with real
+child processes."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from lore_daemon.engine import Engine
 from lore_daemon.errors import LoreError
 from lore_daemon.sim import SimServer
 from lore_daemon.sync import surgical_run
+from lore_daemon.sync.surgical import run_surgical_sync
+from tests.support import REPO
+from tests.support.engine import Progress
 
-from .children import HERE, child_line, lock_held_by_another_process
+from .children import child_line, lock_held_by_another_process
 from .conftest import (
     TOKEN_ENV,
-    Progress,
     build_engine,
     connect,
     content_snapshot,
@@ -51,7 +54,7 @@ async def test_lock_window_does_not_block_during_preflight(engine: Engine, sim: 
                 holder.stdin.flush()
 
         progress.hooks.append(observe)
-        result = await engine.sync_surgical(surgical(issues=[1, 2], mrs=[1]), progress)
+        result = await run_surgical_sync(engine, surgical(issues=[1, 2], mrs=[1]), progress)
         assert child_line(holder)["event"] == "released"
         assert holder.wait(timeout=10) == 0
 
@@ -78,7 +81,7 @@ async def test_lock_timeout_fails_in_ingest_with_wait_and_retry(tmp_path: Path, 
     try:
         before = content_snapshot(engine.db.path)
         with lock_held_by_another_process(engine.db.path) as (_, holder_pid):
-            result = await engine.sync_surgical(surgical(issues=[1]))
+            result = await run_surgical_sync(engine, surgical(issues=[1]))
             assert [r[3] for r in rows(engine.db.path, "app_locks")] == [holder_pid], "ours was never taken"
         assert result.status == "failed" and result.failed_phase == "ingest"
         assert result.error is not None and result.error.code == "LOCK_TIMEOUT" and result.error.retryable
@@ -111,7 +114,7 @@ async def test_cancel_mid_dependents_rolls_back_and_releases_lock(
 
     monkeypatch.setattr(surgical_run, "write_target_dependents", recording)
     progress = Progress()
-    task = asyncio.create_task(engine.sync_surgical(surgical(issues=[1, 2], mrs=[1, 2]), progress))
+    task = asyncio.create_task(run_surgical_sync(engine, surgical(issues=[1, 2], mrs=[1, 2]), progress))
 
     def cancel_after_first_target(note: protocol.ProgressNotification) -> None:
         if note.phase == "dependents" and note.event == "report" and not task.cancelling():
@@ -153,8 +156,9 @@ async def test_cancel_mid_dependents_rolls_back_and_releases_lock(
 async def test_sigkill_mid_ingest_is_abandoned_on_restart(tmp_path: Path, sim: SimServer) -> None:
     config_path = write_config(tmp_path, sim.base_url, stale_lock_ms=1000)
     child = subprocess.Popen(
-        [sys.executable, str(HERE / "crash_child.py"), str(config_path)],
+        [sys.executable, "-m", "tests.surgical.crash_child", str(config_path)],
         stdout=subprocess.PIPE,
+        cwd=REPO,
         text=True,
         env={**os.environ, TOKEN_ENV: sim.token},
     )
@@ -183,7 +187,7 @@ async def test_sigkill_mid_ingest_is_abandoned_on_restart(tmp_path: Path, sim: S
 
     engine = build_engine(tmp_path, sim, stale_lock_ms=1000)
     try:
-        result = await engine.sync_surgical(surgical(issues=[1, 2, 3], mrs=[1]))
+        result = await run_surgical_sync(engine, surgical(issues=[1, 2, 3], mrs=[1]))
     finally:
         await engine.aclose()
     assert result.status == "succeeded", "the restarted daemon takes the stale lock over"

@@ -10,6 +10,7 @@ from lore_daemon import protocol
 from lore_daemon.engine import Engine
 from lore_daemon.sim import SimServer
 from lore_daemon.store import ledger
+from lore_daemon.sync.surgical import run_preflight, run_surgical_sync
 
 from .conftest import PROJECT, TOKEN_ENV, connect, content_snapshot, rows, surgical
 
@@ -33,7 +34,7 @@ def _primary_paths(sim: SimServer) -> list[str]:
 
 async def test_preflight_aggregates_multiple_missing_iids(engine: Engine, sim: SimServer) -> None:
     targets = {"issues": [1, 901, 2, 902], "mrs": [3, 903]}  # 3 of 6 do not exist
-    result = await engine.preflight(protocol.PreflightParams(project=PROJECT, **targets))
+    result = await run_preflight(engine, protocol.PreflightParams(project=PROJECT, **targets))
     assert not result.ok and result.auth.ok and result.auth.username
     missing = {(f.kind, f.iid) for f in result.failures}
     assert missing == {("issue", 901), ("issue", 902), ("mr", 903)}
@@ -56,17 +57,18 @@ async def test_preflight_aggregates_multiple_missing_iids(engine: Engine, sim: S
 
     # The run reports all three in ONE run too, having fetched all six (it never stops at the first).
     sim.control.clear_log()
-    run = await engine.sync_surgical(surgical(**targets))
+    run = await run_surgical_sync(engine, surgical(**targets))
     assert run.status == "failed" and run.failed_phase == "preflight"
     assert {(f.kind, f.iid) for f in run.entity_failures} == missing
     assert len(_primary_paths(sim)) == 6
 
 
 async def test_preflight_only_performs_zero_writes(engine: Engine, sim: SimServer) -> None:
-    await engine.sync_surgical(surgical(issues=[1, 2], mrs=[1]))  # some content and a ledger row exist
+    await run_surgical_sync(engine, surgical(issues=[1, 2], mrs=[1]))  # some content and a ledger row exist
     before = _db_bytes(engine)
     runs_before = rows(engine.db.path, "sync_runs")
-    result = await engine.preflight(protocol.PreflightParams(project=PROJECT, issues=[1, 3, 950], mrs=[2]))
+    params = protocol.PreflightParams(project=PROJECT, issues=[1, 3, 950], mrs=[2])
+    result = await run_preflight(engine, params)
     assert result.auth.ok and not result.ok and len(result.failures) == 1
     assert _db_bytes(engine) == before, "lore/preflight must not write a single byte"
     assert rows(engine.db.path, "sync_runs") == runs_before
@@ -76,11 +78,11 @@ async def test_preflight_reports_a_rejected_token_with_a_fix_token_action(
     engine: Engine, sim: SimServer
 ) -> None:
     sim.control.set_option("token_mode", "expired")
-    result = await engine.preflight(protocol.PreflightParams(project=PROJECT, issues=[1]))
+    result = await run_preflight(engine, protocol.PreflightParams(project=PROJECT, issues=[1]))
     assert not result.ok and not result.auth.ok
     fix = [a for a in result.recovery_actions if a.kind == "fixToken"]
     assert len(fix) == 1 and TOKEN_ENV in fix[0].title and fix[0].command == f"export {TOKEN_ENV}=…"
-    run = await engine.sync_surgical(surgical(issues=[1]))
+    run = await run_surgical_sync(engine, surgical(issues=[1]))
     assert run.status == "failed" and run.failed_phase == "preflight"
     assert run.error is not None and run.error.code == "GITLAB_AUTH_FAILED"
     assert run.recovery_actions[0].kind == "fixToken"
@@ -88,11 +90,11 @@ async def test_preflight_reports_a_rejected_token_with_a_fix_token_action(
 
 
 async def test_dry_run_performs_zero_network_calls(engine: Engine, sim: SimServer) -> None:
-    synced = await engine.sync_surgical(surgical(issues=[1], mrs=[2]))
+    synced = await run_surgical_sync(engine, surgical(issues=[1], mrs=[2]))
     assert synced.status == "succeeded"
     before = _db_bytes(engine)
     sim.control.clear_log()
-    result = await engine.sync_surgical(surgical(issues=[1, 7], mrs=[2], dry_run=True))
+    result = await run_surgical_sync(engine, surgical(issues=[1, 7], mrs=[2], dry_run=True))
     assert sim.control.log() == [], "a dry run must not call GitLab"
     assert _db_bytes(engine) == before, "a dry run must not write"
     assert result.dry_run and result.run_id is None and result.status == "succeeded"
@@ -115,16 +117,16 @@ async def test_dry_run_performs_zero_network_calls(engine: Engine, sim: SimServe
     assert mr_2 is not None and mr_2.exists
 
     # A project never synced is unknown locally: every target "does not exist", still no network.
-    other = await engine.sync_surgical(surgical(project="group/sub/other", issues=[1], dry_run=True))
+    other = await run_surgical_sync(engine, surgical(project="group/sub/other", issues=[1], dry_run=True))
     assert sim.control.log() == []
     assert other.entities[0].local == protocol.LocalState(exists=False)
 
 
 async def test_primary_failure_writes_no_content(engine: Engine, sim: SimServer) -> None:
-    await engine.sync_surgical(surgical(issues=[10, 11]))  # pre-existing content must stay as is
+    await run_surgical_sync(engine, surgical(issues=[10, 11]))  # pre-existing content must stay as is
     before = content_snapshot(engine.db.path)
     sim.control.add_fault(r"^/api/v4/projects/1/issues/3$", statuses=[404], times=10)
-    result = await engine.sync_surgical(surgical(issues=[1, 2, 3, 4], mrs=[5]))
+    result = await run_surgical_sync(engine, surgical(issues=[1, 2, 3, 4], mrs=[5]))
     assert content_snapshot(engine.db.path) == before, "one failed primary means no content write at all"
     assert result.status == "failed" and result.phase == "failed" and result.failed_phase == "preflight"
     assert result.error is not None and result.error.code == "PREFLIGHT_FAILED"
@@ -150,7 +152,7 @@ async def test_primary_failure_writes_no_content(engine: Engine, sim: SimServer)
 
 async def test_rate_limited_primary_suggests_wait_and_retry(engine: Engine, sim: SimServer) -> None:
     sim.control.add_fault(r"^/api/v4/projects/1/issues/2$", kind="rate_limit", retry_after=30, times=20)
-    result = await engine.sync_surgical(surgical(issues=[1, 2]))
+    result = await run_surgical_sync(engine, surgical(issues=[1, 2]))
     assert result.status == "failed" and result.failed_phase == "preflight"
     failure = result.entity_failures[0]
     assert (failure.iid, failure.code, failure.retryable) == (2, "GITLAB_RATE_LIMITED", True)

@@ -1,4 +1,5 @@
-"""Robot output (§8.12), the durable ledger (§8.10), progress, and best-effort dependents (§8.7)."""
+"""Robot output, the durable ledger, progress, and best-effort dependents (docs/surgical-sync.md,
+invariants 12, 10 and 7)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import msgspec
 from lore_daemon import protocol
 from lore_daemon.engine import Engine
 from lore_daemon.sim import SimServer
+from lore_daemon.sync.surgical import run_surgical_sync
+from tests.support.engine import Progress
 
-from .conftest import PROJECT, Progress, connect, rows, stored_run, surgical
+from .conftest import PROJECT, connect, rows, stored_run, surgical
 
 PHASES = ["preflight", "ingest", "dependents", "docs", "embed"]
 
@@ -51,7 +54,7 @@ async def test_result_ledger_and_progress_follow_the_phases(engine: Engine, sim:
         mrs=[4],
         issues=[1],
     )
-    result = await engine.sync_surgical(params, progress)
+    result = await run_surgical_sync(engine, params, progress)
 
     assert (result.status, result.phase, result.failed_phase, result.mode) == (
         "succeeded",
@@ -114,7 +117,7 @@ async def test_result_ledger_and_progress_follow_the_phases(engine: Engine, sim:
 
 async def test_dependent_failure_is_partial_not_fatal(engine: Engine, sim: SimServer) -> None:
     sim.control.add_fault(r"^/api/v4/projects/1/issues/2/discussions$", statuses=[500], times=1000)
-    result = await engine.sync_surgical(surgical(issues=[1, 2, 3], mrs=[1]))
+    result = await run_surgical_sync(engine, surgical(issues=[1, 2, 3], mrs=[1]))
 
     assert result.status == "partial" and result.phase == "done" and result.failed_phase is None
     assert [(f.kind, f.iid, f.stage, f.code, f.http_status, f.retryable) for f in result.entity_failures] == [
@@ -137,7 +140,8 @@ async def test_dependent_failure_is_partial_not_fatal(engine: Engine, sim: SimSe
 
     # Executing the action as it is, once GitLab recovered, completes the entity.
     sim.control.clear_faults()
-    again = await engine.sync_surgical(msgspec.convert(retry.request.params, protocol.SyncSurgicalParams))
+    params = msgspec.convert(retry.request.params, protocol.SyncSurgicalParams)
+    again = await run_surgical_sync(engine, params)
     assert again.status == "succeeded"
     assert [(e.iid, e.outcome, e.dependents["discussions"]) for e in again.entities] == [
         (2, "unchanged", "synced")
@@ -147,8 +151,8 @@ async def test_dependent_failure_is_partial_not_fatal(engine: Engine, sim: SimSe
 
 
 async def test_second_run_of_unchanged_targets_regenerates_nothing(engine: Engine, sim: SimServer) -> None:
-    first = await engine.sync_surgical(surgical(issues=[5], mrs=[6]))
-    second = await engine.sync_surgical(surgical(issues=[5], mrs=[6]))
+    first = await run_surgical_sync(engine, surgical(issues=[5], mrs=[6]))
+    second = await run_surgical_sync(engine, surgical(issues=[5], mrs=[6]))
     assert [e.outcome for e in second.entities] == ["unchanged", "unchanged"]
     assert all(set(e.dependents.values()) == {"unchanged"} for e in second.entities), "dependents refreshed"
     assert second.counters.documents_regenerated == 0 and first.counters.documents_regenerated > 0

@@ -1,4 +1,5 @@
-"""Stale-write protection (§8.6), the untouched dependent queue (§8.7), scoped docs and embedding (§8.8-9)."""
+"""Stale-write protection, the untouched dependent queue, scoped docs and embedding
+(docs/surgical-sync.md, invariants 6-9)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from lore_daemon.sim import SimServer
 from lore_daemon.store import ledger, queue
 from lore_daemon.store.connection import open_connection
 from lore_daemon.store.entities import ingest_issue, upsert_project
+from lore_daemon.sync.surgical import run_surgical_sync
 from lore_daemon.timeutil import now_ms
+from tests.support.engine import Progress
 
-from .conftest import Progress, connect, rows, surgical
+from .conftest import connect, rows, surgical
 
 
 def _get(sim: SimServer, path: str) -> bytes:
@@ -93,7 +96,7 @@ async def test_equal_updated_at_but_newer_last_seen_is_skipped(engine: Engine, s
         "end",
         lambda _: _concurrent_ingest(engine.db.path, sim, 4, edit={"upvotes": upvotes + 5}),
     )
-    result = await engine.sync_surgical(surgical(issues=[4, 5]), progress)
+    result = await run_surgical_sync(engine, surgical(issues=[4, 5]), progress)
     assert result.status == "succeeded"
     _skipped_entity(result, 4)
     assert result.counters.skipped_stale == 1 and result.counters.issues_ingested == 1
@@ -111,7 +114,7 @@ async def test_newer_local_updated_at_is_skipped(engine: Engine, sim: SimServer)
         _concurrent_ingest(engine.db.path, sim, 6)  # ...and another writer stores the newer version
 
     _on_first(progress, "preflight", "end", newer_version_lands)
-    result = await engine.sync_surgical(surgical(issues=[6]), progress)
+    result = await run_surgical_sync(engine, surgical(issues=[6]), progress)
     entity = _skipped_entity(result, 6)
     _, local_updated, _, _, _, _ = _issue_row(engine.db.path, 6)
     assert entity.updated_at is not None
@@ -151,7 +154,7 @@ async def test_surgical_run_leaves_dependent_queue_untouched(engine: Engine, sim
         conn.close()
     before = rows(engine.db.path, "pending_dependent_fetches")
     assert len(before) == 6 and sum(1 for r in before if r[8] is not None) == 2  # two still locked
-    result = await engine.sync_surgical(surgical(issues=[1, 2, 20], mrs=[1]))
+    result = await run_surgical_sync(engine, surgical(issues=[1, 2, 20], mrs=[1]))
     assert result.status == "succeeded"
     assert all(
         set(e.dependents.values()) <= {"synced", "unchanged"} and e.dependents for e in result.entities
@@ -164,7 +167,7 @@ def _documents(db_path: Path) -> dict[int, tuple[Any, ...]]:
 
 
 async def test_surgical_docs_scope_ignores_preexisting_dirty_rows(engine: Engine, sim: SimServer) -> None:
-    await engine.sync_surgical(surgical(issues=[10, 11], mrs=[4]))
+    await run_surgical_sync(engine, surgical(issues=[10, 11], mrs=[4]))
     db_path = engine.db.path
     conn = open_connection(db_path)
     try:
@@ -208,7 +211,7 @@ async def test_surgical_docs_scope_ignores_preexisting_dirty_rows(engine: Engine
             writer.close()
 
     _on_first(progress, "docs", "report", re_dirty_issue_1)
-    result = await engine.sync_surgical(surgical(issues=[1, 2], mrs=[3]), progress)
+    result = await run_surgical_sync(engine, surgical(issues=[1, 2], mrs=[3]), progress)
     assert result.status == "succeeded" and re_dirty
 
     after_docs = _documents(db_path)
@@ -227,10 +230,10 @@ async def test_surgical_docs_scope_ignores_preexisting_dirty_rows(engine: Engine
 
 
 async def test_surgical_embed_scope_is_run_documents_only(engine: Engine, sim: SimServer) -> None:
-    await engine.sync_surgical(surgical(issues=[1, 2, 8]))
+    await run_surgical_sync(engine, surgical(issues=[1, 2, 8]))
     before = _documents(engine.db.path)
     sim.control.mutate("add_note", project="group/project", kind="issue", iid=2, body="a fresh comment")
-    result = await engine.sync_surgical(surgical(issues=[1, 2, 9]))
+    result = await run_surgical_sync(engine, surgical(issues=[1, 2, 9]))
     assert result.status == "succeeded"
     after = _documents(engine.db.path)
     changed = {i for i, row in after.items() if before.get(i) != row}

@@ -1,4 +1,5 @@
-"""Every target-validation error is raised before any network call and before any write (SPEC §8)."""
+"""Every target-validation error is raised before any network call and before any write
+(docs/surgical-sync.md, invariant T)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from lore_daemon import protocol
 from lore_daemon.engine import Engine
 from lore_daemon.errors import TargetError
 from lore_daemon.sim import SimServer
+from lore_daemon.sync.surgical import run_preflight, run_surgical_sync
 
 from .conftest import build_engine, rows
 
@@ -65,9 +67,9 @@ CASE_IDS = [case[0] for case in _cases("http://127.0.0.1:1")]
 async def _assert_rejected_offline(engine: Engine, sim: SimServer, fields: dict[str, Any], code: str) -> None:
     sim.control.clear_log()
     calls = (
-        lambda: engine.preflight(protocol.PreflightParams(**fields)),
-        lambda: engine.sync_surgical(protocol.SyncSurgicalParams(**fields)),
-        lambda: engine.sync_surgical(protocol.SyncSurgicalParams(dry_run=True, **fields)),
+        lambda: run_preflight(engine, protocol.PreflightParams(**fields)),
+        lambda: run_surgical_sync(engine, protocol.SyncSurgicalParams(**fields)),
+        lambda: run_surgical_sync(engine, protocol.SyncSurgicalParams(dry_run=True, **fields)),
     )
     for call in calls:
         with pytest.raises(TargetError) as raised:
@@ -105,9 +107,9 @@ async def test_duplicates_are_merged_and_count_once_toward_the_limit(engine: Eng
         mrs=[2],
         dry_run=True,
     )
-    result = await engine.sync_surgical(params)
+    result = await run_surgical_sync(engine, params)
     assert [(e.kind, e.iid) for e in result.entities] == [("issue", 1), ("issue", 2), ("issue", 3), ("mr", 2)]
     exactly_100 = protocol.SyncSurgicalParams(
         project="group/project", issues=[*range(1, 61), *range(1, 61)], mrs=list(range(1, 41)), dry_run=True
     )
-    assert len((await engine.sync_surgical(exactly_100)).entities) == 100
+    assert len((await run_surgical_sync(engine, exactly_100)).entities) == 100

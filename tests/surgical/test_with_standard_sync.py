@@ -7,13 +7,15 @@ import asyncio
 from lore_daemon import protocol
 from lore_daemon.engine import Engine
 from lore_daemon.sim import SimServer
+from lore_daemon.sync.standard import run_standard_sync
+from lore_daemon.sync.surgical import run_surgical_sync
 
 from .conftest import PROJECT, rows, surgical
 from .truth import differences, mirror_of, truth_of
 
 
 async def test_concurrent_standard_and_surgical_sync_lose_nothing(engine: Engine, sim: SimServer) -> None:
-    first = await engine.sync_standard(protocol.SyncParams())
+    first = await run_standard_sync(engine, protocol.SyncParams())
     assert first.status == "succeeded"
     # GitLab moves on: both runs below have real changes to write, some of them on the same entities.
     control = sim.control
@@ -26,8 +28,8 @@ async def test_concurrent_standard_and_surgical_sync_lose_nothing(engine: Engine
     control.set_latency(3)  # spread both runs over time so their phases interleave
 
     standard, surgical_result = await asyncio.gather(
-        engine.sync_standard(protocol.SyncParams()),
-        engine.sync_surgical(surgical(issues=[3, 4, 5, 6], mrs=[1, 2])),
+        run_standard_sync(engine, protocol.SyncParams()),
+        run_surgical_sync(engine, surgical(issues=[3, 4, 5, 6], mrs=[1, 2])),
     )
     assert standard.status == "succeeded" and surgical_result.status == "succeeded"
     assert differences(truth_of(sim, PROJECT), mirror_of(engine.db.path, 1)) == []
@@ -50,13 +52,13 @@ async def test_dependents_older_than_the_new_version_are_refetched_by_standard_s
         times=1,
         mutation={"op": "add_note", "project": PROJECT, "kind": "issue", "iid": 7, "body": "raced"},
     )
-    result = await engine.sync_surgical(surgical(issues=[7]))
+    result = await run_surgical_sync(engine, surgical(issues=[7]))
     assert result.status == "succeeded" and result.entities[0].outcome == "ingested"
     issue_7 = ("issue", 7)
     truth, mirror = truth_of(sim, PROJECT)[issue_7], mirror_of(engine.db.path, 1)[issue_7]
     assert mirror["row"] == truth["row"], "the new version of #7 was stored"
     assert len(mirror["notes"]) == len(truth["notes"]) - 1, "its discussions predate that version"
     # ...so the next standard sync refetches them and the mirror converges on the truth.
-    standard = await engine.sync_standard(protocol.SyncParams())
+    standard = await run_standard_sync(engine, protocol.SyncParams())
     assert standard.status == "succeeded"
     assert differences(truth_of(sim, PROJECT), mirror_of(engine.db.path, 1)) == []

@@ -3,7 +3,7 @@ config file and a real SQLite file in ``tmp_path``, and engines built from them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -11,16 +11,15 @@ import pytest
 from lore_daemon.engine import Engine
 from lore_daemon.gitlab._retry import RetryPolicy
 from lore_daemon.sim import SimConfig, SimServer
+from lore_daemon.tuning import Tuning
+from tests.support.sim import sim_fixture
 
 from .support import FAST_RETRY, build_engine, write_config
 
 SMALL = SimConfig(seed=5, issues=60, mrs=20, notes_per_entity=4)
 
 
-@pytest.fixture
-def sim() -> Iterator[SimServer]:
-    with SimServer(SMALL) as server:
-        yield server
+sim = sim_fixture(SMALL)
 
 
 @pytest.fixture
@@ -33,12 +32,13 @@ EngineFactory = Callable[..., Engine]
 
 @pytest.fixture
 async def make_engine(tmp_path: Path, sim: SimServer) -> AsyncIterator[EngineFactory]:
-    """``make_engine(retry=..., **sync_settings)``: engines on the same DB file, closed at teardown."""
+    """``make_engine(retry=..., tuning=..., **sync_settings)``: engines on the same DB file, closed
+    at teardown."""
     built: list[Engine] = []
 
-    def make(retry: RetryPolicy = FAST_RETRY, **sync: int) -> Engine:
+    def make(retry: RetryPolicy = FAST_RETRY, tuning: Tuning | None = None, **sync: int) -> Engine:
         config = write_config(tmp_path, sim.base_url, **sync)
-        engine = build_engine(config, sim.token, retry=retry)
+        engine = build_engine(config, sim.token, retry=retry, tuning=tuning)
         built.append(engine)
         return engine
 

@@ -8,59 +8,39 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import apsw
 
-from lore_daemon import protocol
-from lore_daemon.config import load_config, read_token
 from lore_daemon.engine import Engine
 from lore_daemon.gitlab._retry import RetryPolicy
-from lore_daemon.gitlab.client import GitLabClient
 from lore_daemon.sim import SimControl
-from lore_daemon.store.connection import Database
-from lore_daemon.sync.locking import make_owner
 from lore_daemon.timeutil import iso_to_ms
-from tests import config_files
+from lore_daemon.tuning import Tuning
+from tests.support import REPO
+from tests.support import config as support_config
+from tests.support import engine as support_engine
+from tests.support.config import TEST_SYNC
+from tests.support.engine import FAST_RETRY
 
 PROJECT = "group/project"
 TOKEN_ENV = "LORE_STANDARD_TEST_TOKEN"
-FAST_RETRY = RetryPolicy(max_attempts=3, max_elapsed_s=5.0, base_delay_s=0.005, max_delay_s=0.02, jitter=0.0)
-REPO = Path(__file__).resolve().parents[2]
 
 
 def write_config(tmp_path: Path, base_url: str, db_path: Path | None = None, **sync: int) -> Path:
-    return config_files.write_config(
-        tmp_path, base_url, token_env=TOKEN_ENV, projects=(PROJECT,), db_path=db_path, **sync
+    return support_config.write_config(
+        tmp_path, base_url, token_env=TOKEN_ENV, projects=(PROJECT,), db_path=db_path or tmp_path / "lore.db",
+        sync={**TEST_SYNC, **sync},
     )
 
 
-def build_engine(config_path: Path, token: str, *, retry: RetryPolicy = FAST_RETRY) -> Engine:
+def build_engine(
+    config_path: Path, token: str, *, retry: RetryPolicy = FAST_RETRY, tuning: Tuning | None = None
+) -> Engine:
     """An Engine assembled from the daemon's own parts; only the retry policy is tightened."""
     env = {TOKEN_ENV: token, "HOME": str(config_path.parent)}
-    config = load_config(config_path, env=env)
-    db = Database(config.db_path)
-    db.open()
-    client = GitLabClient(
-        config.gitlab.base_url, read_token(config, env).reveal(),
-        concurrency=config.sync.primary_concurrency, retry=retry,
-    )
-    return Engine(config=config, db=db, gitlab=client, owner=make_owner())
-
-
-class Progress:
-    """Records every progress notification and runs hooks on each (to cancel at a chosen point)."""
-
-    def __init__(self) -> None:
-        self.notes: list[protocol.ProgressNotification] = []
-        self.hooks: list[Callable[[protocol.ProgressNotification], None]] = []
-
-    def __call__(self, note: protocol.ProgressNotification) -> None:
-        self.notes.append(note)
-        for hook in list(self.hooks):
-            hook(note)
+    return support_engine.build_engine(config_path, env, retry=retry, tuning=tuning)
 
 
 class SimProcess:

@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from lore_daemon import protocol
+from lore_daemon import protocol, recovery
 from lore_daemon.errors import ConfigError
 from lore_daemon.protocol import EntityFailure, RequestedTargets, RpcRequest, SyncRun
-from lore_daemon.sync import recovery
 
 STARTED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -103,7 +102,7 @@ def test_inspect_run_and_wait_and_retry() -> None:
     assert shlex.split(inspect.command or "") == ["lore", "sync-runs", "--run-id", "abc123"]
 
     request = RpcRequest(method="lore/syncSurgical", params={"project": "g/p", "issues": [1]})
-    wait = recovery.wait_and_retry_action(request, "lore sync -p g/p --issue 1", 1500)
+    wait = recovery.wait_and_retry_action(protocol.SyncSurgicalParams(project="g/p", issues=[1]), 1500)
     assert (wait.kind, wait.after_ms, wait.request, wait.command) == (
         "waitAndRetry", 1500, request, "lore sync -p g/p --issue 1"
     )
@@ -128,14 +127,14 @@ def test_fix_config_points_at_file_and_key() -> None:
 
 
 def test_surgical_command_quotes_every_value() -> None:
-    command = recovery.surgical_command(
-        "g/it's here", [1], [], dry_run=True, mr_urls=["https://h/g/p/-/merge_requests/2?a=1&b=2"]
-    )
-    assert shlex.split(command) == [
+    command = recovery.command_for(protocol.SyncSurgicalParams(
+        project="g/it's here", issues=[1], dry_run=True, mr_urls=["https://h/g/p/-/merge_requests/2?a=1&b=2"]
+    ))
+    assert shlex.split(command or "") == [
         "lore", "sync", "-p", "g/it's here", "--issue", "1",
         "--mr-url", "https://h/g/p/-/merge_requests/2?a=1&b=2", "--dry-run",
     ]
-    only = recovery.surgical_command(None, [], [4], preflight_only=True)
+    only = recovery.command_for(protocol.PreflightParams(mrs=[4]))
     assert only == "lore sync --mr 4 --preflight-only"
 
 

@@ -18,14 +18,16 @@ from typing import Any
 import pytest
 
 from lore_daemon import protocol
-from lore_daemon.gitlab import client as gitlab_client
 from lore_daemon.sim import SimServer
 from lore_daemon.store import locks
 from lore_daemon.sync import drain_phase, ingest_phase
 from lore_daemon.sync.context import RunContext
+from lore_daemon.sync.standard import run_standard_sync
+from lore_daemon.tuning import Tuning
+from tests.support.engine import Progress
 
 from .conftest import SMALL, EngineFactory
-from .support import PROJECT, Progress, assert_consistent, assert_matches_truth, connect, scalar
+from .support import PROJECT, assert_consistent, assert_matches_truth, connect, scalar
 
 
 class CancelAt:
@@ -72,11 +74,11 @@ def _run_row(db: Path, run_id: str | None = None) -> tuple[Any, ...]:
 
 async def _cancelled_mid_ingest(
     sim: SimServer, make_engine: EngineFactory, db_path: Path, monkeypatch: pytest.MonkeyPatch,
-    hook: CancelAt, committed: int,
+    hook: CancelAt, committed: int, tuning: Tuning | None = None,
 ) -> None:
     hook.capture_ctx(monkeypatch, ingest_phase, "_write_page")
-    engine = make_engine()
-    hook.task = asyncio.create_task(engine.sync_standard(protocol.SyncParams(), Progress()))
+    engine = make_engine(tuning=tuning)
+    hook.task = asyncio.create_task(run_standard_sync(engine, protocol.SyncParams(), Progress()))
 
     with pytest.raises(asyncio.CancelledError):
         await hook.task
@@ -90,7 +92,7 @@ async def _cancelled_mid_ingest(
     assert_consistent(db_path)
 
     monkeypatch.undo()
-    again = await make_engine().sync_standard(protocol.SyncParams(), Progress())
+    again = await run_standard_sync(make_engine(), protocol.SyncParams(), Progress())
     assert again.status == "succeeded"
     assert again.counters.issues_ingested == SMALL.issues - committed
     assert_matches_truth(db_path, sim.control.dump(PROJECT), sample_every=3)
@@ -101,9 +103,10 @@ async def test_cancel_mid_ingest_keeps_the_pages_before_it(
 ) -> None:
     """A page is one transaction: cancelled while page 1 is written, page 1 commits, page 2 never
     starts (pages of 20 here, so the 60 issues take three)."""
-    monkeypatch.setattr(gitlab_client, "PER_PAGE", 20)
     hook = CancelAt(monkeypatch, ingest_phase, "ingest_group", nth=1)
-    await _cancelled_mid_ingest(sim, make_engine, db_path, monkeypatch, hook, committed=20)
+    await _cancelled_mid_ingest(
+        sim, make_engine, db_path, monkeypatch, hook, committed=20, tuning=Tuning(per_page=20)
+    )
 
 
 async def test_cancel_mid_ingest_item_by_item_rolls_back_the_open_item(
@@ -131,7 +134,7 @@ async def test_cancel_mid_dependents_releases_claims(
 
     monkeypatch.setattr(drain_phase, "write_group", counting)
     engine = make_engine()
-    hook.task = asyncio.create_task(engine.sync_standard(protocol.SyncParams(), Progress()))
+    hook.task = asyncio.create_task(run_standard_sync(engine, protocol.SyncParams(), Progress()))
 
     with pytest.raises(asyncio.CancelledError):
         await hook.task
@@ -148,7 +151,7 @@ async def test_cancel_mid_dependents_releases_claims(
     assert_consistent(db_path)
 
     monkeypatch.undo()
-    again = await make_engine().sync_standard(protocol.SyncParams(), Progress())
+    again = await run_standard_sync(make_engine(), protocol.SyncParams(), Progress())
     assert again.status == "succeeded"
     assert again.counters.dependent_jobs_done == total_jobs - jobs_written
     assert_matches_truth(db_path, sim.control.dump(PROJECT), sample_every=3)
@@ -161,7 +164,7 @@ async def test_cancel_while_waiting_for_the_lock(make_engine: EngineFactory, db_
                                        stale_ms=60_000)
     )
     progress = Progress()
-    task = asyncio.create_task(engine.sync_standard(protocol.SyncParams(), progress))
+    task = asyncio.create_task(run_standard_sync(engine, protocol.SyncParams(), progress))
     waiting = asyncio.Event()
     progress.hooks.append(lambda note: waiting.set() if "waiting for the sync lock" in note.message else None)
     await asyncio.wait_for(waiting.wait(), 10)

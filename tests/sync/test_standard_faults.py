@@ -10,9 +10,11 @@ import pytest
 from lore_daemon import protocol
 from lore_daemon.gitlab._retry import RetryPolicy
 from lore_daemon.sim import SimServer
+from lore_daemon.sync.standard import run_standard_sync
+from tests.support.engine import Progress
 
 from .conftest import SMALL, EngineFactory
-from .support import PROJECT, Progress, assert_consistent, assert_matches_truth, connect, scalar
+from .support import PROJECT, assert_consistent, assert_matches_truth, connect, scalar
 
 PATIENT = RetryPolicy(max_attempts=8, max_elapsed_s=10.0, base_delay_s=0.005, max_delay_s=0.02, jitter=0.0)
 
@@ -27,7 +29,7 @@ def _backoff_elapsed(db: Path) -> None:
 
 async def _sync(make_engine: EngineFactory, **kw: object) -> protocol.SyncResult:
     engine = make_engine(**kw)
-    return await engine.sync_standard(protocol.SyncParams(), Progress())
+    return await run_standard_sync(engine, protocol.SyncParams(), Progress())
 
 
 async def test_5xx_storm_on_discussions_is_partial_then_recovers(
@@ -84,7 +86,7 @@ async def test_5xx_storm_on_the_listing_fails_the_run_with_whole_items_then_reco
         config = write_config(tmp_path, big.base_url)
         engine = build_engine(config, big.token)
         try:
-            result = await engine.sync_standard(protocol.SyncParams(), Progress())
+            result = await run_standard_sync(engine, protocol.SyncParams(), Progress())
             assert result.status == "failed" and result.phase == "failed"
             assert result.failed_phase == "ingest"
             assert result.error is not None and result.error.code == "GITLAB_UNAVAILABLE"
@@ -102,7 +104,7 @@ async def test_5xx_storm_on_the_listing_fails_the_run_with_whole_items_then_reco
             assert run[:3] == ("failed", "failed", "ingest") and "GITLAB_UNAVAILABLE" in run[3]
             assert_consistent(db_path)
 
-            again = await engine.sync_standard(protocol.SyncParams(), Progress())
+            again = await run_standard_sync(engine, protocol.SyncParams(), Progress())
             assert again.status == "succeeded", again.error
             # Only what the failed run did not commit is written; the cursor only covered complete
             # updated_at groups, so the last group of page 1 is seen again, unchanged (no write).

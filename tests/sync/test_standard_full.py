@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from lore_daemon import protocol
+from lore_daemon.sync.standard import run_standard_sync
+from tests.support.engine import Progress
 
 from .support import (
     PROJECT,
-    Progress,
     SimProcess,
     assert_consistent,
     assert_matches_truth,
@@ -44,7 +45,7 @@ class Synced:
 async def _sync(config: Path, token: str, progress: Progress | None = None) -> protocol.SyncResult:
     engine = build_engine(config, token)
     try:
-        return await engine.sync_standard(protocol.SyncParams(), progress or Progress())
+        return await run_standard_sync(engine, protocol.SyncParams(), progress or Progress())
     finally:
         await engine.aclose()
 

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 import pytest
 
 from lore_daemon.sim import SimServer
+from tests.support import REPO
+from tests.support.wait import wait_until
 
 from .conftest import SMALL
 from .support import (
@@ -33,14 +34,14 @@ from .support import (
     write_config,
 )
 
-CHILD = Path(__file__).with_name("standard_child.py")
+CHILD = "tests.sync.standard_child"
 
 
 class Child:
     def __init__(self, config: Path, token: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), str(config)],
-            stdout=subprocess.PIPE, text=True, env=env_for_child(token),
+            [sys.executable, "-m", CHILD, str(config)],
+            stdout=subprocess.PIPE, text=True, env=env_for_child(token), cwd=REPO,
         )
         assert self.proc.stdout is not None
         started = json.loads(self.proc.stdout.readline())
@@ -74,14 +75,6 @@ def _config(tmp_path: Path, name: str, sim: SimServer, db: Path, **sync: int) ->
     return write_config(folder, sim.base_url, db_path=db, **sync)
 
 
-def _wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def _lock_holder_pid(db: Path) -> int | None:
     if not db.exists():
         return None
@@ -98,7 +91,9 @@ def test_second_process_times_out_cleanly_then_waits_successfully(
     sim.control.set_latency(50)  # keep the holder busy for a couple of seconds
     holder = Child(_config(tmp_path, "a", sim, db), sim.token)
     procs.append(holder)
-    _wait_for(lambda: _lock_holder_pid(db) == holder.pid, what="the first process to take the lock")
+    wait_until(
+        lambda: _lock_holder_pid(db) == holder.pid, timeout=30, what="the first process to take the lock"
+    )
 
     impatient = Child(_config(tmp_path, "b", sim, db, lock_timeout_ms=300), sim.token)
     procs.append(impatient)
@@ -135,11 +130,11 @@ def test_killed_holder_is_taken_over_after_stale_lock_ms(
     sim.control.set_latency(25)
     victim = Child(_config(tmp_path, "victim", sim, db, stale_lock_ms=1000), sim.token)
     procs.append(victim)
-    _wait_for(
+    wait_until(
         lambda: _lock_holder_pid(db) == victim.pid
         and scalar(db, "SELECT count(*) FROM sync_runs WHERE phase = 'dependents'") == 1
         and scalar(db, "SELECT count(*) FROM discussions") > 0,
-        what="the victim to be writing dependents",
+        timeout=30, what="the victim to be writing dependents",
     )
     victim_run = scalar(db, "SELECT run_id FROM sync_runs")
     victim.kill()

@@ -14,9 +14,11 @@ from lore_daemon import protocol
 from lore_daemon.sim import SimServer
 from lore_daemon.store.cursors import Cursor
 from lore_daemon.sync.ingest_phase import CursorWalk
+from lore_daemon.sync.standard import run_standard_sync
+from tests.support.engine import Progress
 
 from .conftest import EngineFactory
-from .support import PROJECT, Progress, assert_matches_truth, connect, scalar
+from .support import PROJECT, assert_matches_truth, connect, scalar
 
 # (updated_at, id) in GitLab's listing order: updated_at ascending, ties by id descending.
 LISTING = [(10, 5), (10, 3), (11, 9), (11, 7), (11, 2), (12, 1)]
@@ -55,7 +57,7 @@ def _enqueue(db: Path, rows: list[tuple[object, ...]]) -> None:
 async def test_jobs_already_satisfied_or_orphaned_are_completed_without_requests(
     sim: SimServer, make_engine: EngineFactory, db_path: Path
 ) -> None:
-    first = await make_engine().sync_standard(protocol.SyncParams(), Progress())
+    first = await run_standard_sync(make_engine(), protocol.SyncParams(), Progress())
     assert first.status == "succeeded"
     issue = connect(db_path).execute(
         "SELECT gitlab_id, iid, updated_at, project_id FROM issues WHERE iid = 5"
@@ -67,7 +69,7 @@ async def test_jobs_already_satisfied_or_orphaned_are_completed_without_requests
     ])
     sim.control.clear_log()
 
-    again = await make_engine().sync_standard(protocol.SyncParams(), Progress())
+    again = await run_standard_sync(make_engine(), protocol.SyncParams(), Progress())
 
     assert again.status == "succeeded"
     assert again.counters.dependent_jobs_done == 2
@@ -78,7 +80,7 @@ async def test_jobs_already_satisfied_or_orphaned_are_completed_without_requests
 async def test_a_job_for_a_newer_parent_version_is_fetched(
     sim: SimServer, make_engine: EngineFactory, db_path: Path
 ) -> None:
-    await make_engine().sync_standard(protocol.SyncParams(), Progress())
+    await run_standard_sync(make_engine(), protocol.SyncParams(), Progress())
     gitlab_id, iid, updated_at, project_id = connect(db_path).execute(
         "SELECT gitlab_id, iid, updated_at, project_id FROM issues WHERE iid = 7"
     ).fetchone()
@@ -90,7 +92,7 @@ async def test_a_job_for_a_newer_parent_version_is_fetched(
     _enqueue(db_path, [(project_id, "issue", iid, gitlab_id, "discussions", updated_at)])
     sim.control.clear_log()
 
-    again = await make_engine().sync_standard(protocol.SyncParams(), Progress())
+    again = await run_standard_sync(make_engine(), protocol.SyncParams(), Progress())
 
     assert again.status == "succeeded" and again.counters.dependent_jobs_done == 1
     assert [e["path"] for e in sim.control.log() if "/issues/" in e["path"]] == [

@@ -13,10 +13,12 @@ from lore_daemon import protocol
 from lore_daemon.errors import ConfigError, GitLabAuthError, GitLabNotFoundError
 from lore_daemon.sim import SimServer
 from lore_daemon.store import ledger, locks
+from lore_daemon.sync.standard import run_standard_sync
 from lore_daemon.timeutil import now_ms
+from tests.support.engine import Progress
 
 from .conftest import SMALL, EngineFactory
-from .support import Progress, connect, scalar
+from .support import connect, scalar
 
 
 async def test_rejected_token_raises_before_any_write(
@@ -25,7 +27,7 @@ async def test_rejected_token_raises_before_any_write(
     sim.control.set_option("token_mode", "expired")
     engine = make_engine()
     with pytest.raises(GitLabAuthError) as caught:
-        await engine.sync_standard(protocol.SyncParams(), Progress())
+        await run_standard_sync(engine, protocol.SyncParams(), Progress())
     assert caught.value.code == "GITLAB_AUTH_FAILED"
     assert scalar(db_path, "SELECT count(*) FROM sync_runs") == 0
     assert scalar(db_path, "SELECT count(*) FROM projects") == 0
@@ -34,19 +36,19 @@ async def test_rejected_token_raises_before_any_write(
 async def test_unknown_project_raises_before_any_write(make_engine: EngineFactory, db_path: Path) -> None:
     engine = make_engine()
     with pytest.raises(GitLabNotFoundError):
-        await engine.sync_standard(protocol.SyncParams(projects=["nope/missing"]), Progress())
+        await run_standard_sync(engine, protocol.SyncParams(projects=["nope/missing"]), Progress())
     assert scalar(db_path, "SELECT count(*) FROM sync_runs") == 0
 
 
 async def test_no_project_at_all_is_a_config_error(make_engine: EngineFactory) -> None:
     engine = make_engine()
     with pytest.raises(ConfigError) as caught:
-        await engine.sync_standard(protocol.SyncParams(projects=[]), Progress())
+        await run_standard_sync(engine, protocol.SyncParams(projects=[]), Progress())
     assert caught.value.code == "CONFIG_INVALID"
 
 
 async def test_projects_param_narrows_the_run(make_engine: EngineFactory, db_path: Path) -> None:
-    result = await make_engine().sync_standard(
+    result = await run_standard_sync(make_engine(),
         protocol.SyncParams(projects=["group/sub/other"], no_embed=True), Progress()
     )
     assert result.status == "succeeded" and result.project == "group/sub/other"
@@ -64,7 +66,7 @@ async def test_busy_lock_fails_the_run_with_lock_timeout(make_engine: EngineFact
                                        now_ms=now_ms() + 3_600_000, stale_ms=60_000)
     )
     progress = Progress()
-    result = await engine.sync_standard(protocol.SyncParams(), progress)
+    result = await run_standard_sync(engine, protocol.SyncParams(), progress)
 
     assert (result.status, result.phase, result.failed_phase) == ("failed", "failed", "ingest")
     assert result.error is not None and result.error.code == "LOCK_TIMEOUT"
@@ -90,7 +92,7 @@ async def test_stale_running_run_is_closed_as_abandoned_at_start(
         ledger.update_run(conn, "dead", now_ms=long_ago, phase="docs")  # type: ignore[arg-type]
 
     await engine.db.write(dead_run)
-    result = await engine.sync_standard(protocol.SyncParams(), Progress())
+    result = await run_standard_sync(engine, protocol.SyncParams(), Progress())
 
     assert result.status == "succeeded"
     row = connect(db_path).execute(
@@ -102,7 +104,7 @@ async def test_stale_running_run_is_closed_as_abandoned_at_start(
 async def test_ledger_and_progress_follow_the_phases(make_engine: EngineFactory, db_path: Path) -> None:
     engine = make_engine()
     progress = Progress()
-    result = await engine.sync_standard(protocol.SyncParams(), progress)
+    result = await run_standard_sync(engine, protocol.SyncParams(), progress)
 
     assert result.status == "succeeded"
     begins = [n.phase for n in progress.notes if n.event == "begin"]

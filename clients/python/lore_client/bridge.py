@@ -2,7 +2,8 @@
 
 Output: the typed payload as JSON on stdout when stdout is not a terminal (or with ``--json``); a
 human summary and a live progress line on stderr otherwise. The exit code says what class of
-error happened (``lore_daemon.protocol.BRIDGE_EXIT_CODES``), so scripts can branch without parsing.
+error happened (``lore_daemon.errors.CODES`` gives each error code its exit code), so scripts can
+branch without parsing.
 """
 
 from __future__ import annotations
@@ -21,36 +22,23 @@ import msgspec
 from lore_client.client import LoreClient
 from lore_client.rpc import ConnectionClosed, RpcError
 from lore_client.shared import default_socket_path, ensure_daemon, stop_daemon
-from lore_daemon import protocol
-from lore_daemon.errors import DaemonError
-
-_EXIT_BY_CODE = {
-    "INVALID_PARAMS": 2, "INVALID_TARGET": 2, "MIXED_PROJECTS": 2, "TARGET_HOST_MISMATCH": 2,
-    "TOO_MANY_TARGETS": 2, "NO_TARGETS": 2, "PROJECT_REQUIRED": 2,
-    "CONFIG_NOT_FOUND": 3, "CONFIG_INVALID": 3, "CONFIG_UNKNOWN_KEY": 3, "TOKEN_NOT_SET": 3,
-    "GITLAB_AUTH_FAILED": 4, "GITLAB_FORBIDDEN": 4,
-    "GITLAB_NOT_FOUND": 5, "PREFLIGHT_FAILED": 5, "NOT_IN_MIRROR": 5,
-    "GITLAB_RATE_LIMITED": 6, "GITLAB_UNAVAILABLE": 6, "GITLAB_BAD_RESPONSE": 6,
-    "LOCK_TIMEOUT": 7, "CANCELLED": 130,
-    "PARSE_ERROR": 2, "INVALID_REQUEST": 2, "METHOD_NOT_FOUND": 2,
-    "GITLAB_REQUEST_FAILED": 9, "DB_ERROR": 9, "ABANDONED": 9, "INTERNAL": 1, "DAEMON_UNAVAILABLE": 1,
-}
-"""Exit code per error code; every code of ``lore_daemon.errors.CODES`` is listed (a test checks)."""
+from lore_daemon import protocol, recovery
+from lore_daemon.errors import CODES, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_PARTIAL, EXIT_SUCCESS, DaemonError
 
 
 def exit_code_for_error(code: str | None) -> int:
-    if code is None:
-        return 1
-    return _EXIT_BY_CODE.get(code, 1)
+    """The exit code ``errors.CODES`` gives the error code (1 for none or an unknown one)."""
+    info = CODES.get(code) if code is not None else None
+    return info.exit_code if info is not None else EXIT_INTERNAL
 
 
 def exit_code_for_result(result: protocol.SyncResult) -> int:
     if result.status in ("succeeded", "running"):
-        return 0
+        return EXIT_SUCCESS
     if result.status == "partial":
-        return 8
+        return EXIT_PARTIAL
     if result.status == "cancelled":
-        return 130
+        return EXIT_CANCELLED
     return exit_code_for_error(result.error.code if result.error else None)
 
 
@@ -120,12 +108,39 @@ def _summary(data: Any) -> str:
     return json.dumps(data, indent=2)
 
 
-def _sync_params(args: argparse.Namespace) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "project": args.project[-1] if args.project else None, "issues": args.issue, "mrs": args.mr,
-        "issueUrls": args.issue_url, "mrUrls": args.mr_url, "refs": args.ref,
-    }
-    return {k: v for k, v in params.items() if v}
+def request_for(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The JSON-RPC call a command line makes: method and params as sent (before any progress
+    token). Recovery actions' ``command`` lines parse back to exactly their ``request`` here."""
+    params: msgspec.Struct
+    if args.command == "sync":
+        targets: dict[str, Any] = {
+            "project": args.project[-1] if args.project else None, "issues": args.issue, "mrs": args.mr,
+            "issue_urls": args.issue_url, "mr_urls": args.mr_url, "refs": args.ref,
+        }
+        if not any((args.issue, args.mr, args.issue_url, args.mr_url, args.ref)):
+            params = protocol.SyncParams(projects=args.project or None, no_embed=args.no_embed)
+        elif args.preflight_only:
+            params = protocol.PreflightParams(**targets)
+        else:
+            params = protocol.SyncSurgicalParams(**targets, dry_run=args.dry_run, no_embed=args.no_embed)
+    elif args.command == "sync-runs":
+        params = protocol.SyncRunsParams(limit=args.limit, run_id=args.run_id, status=args.state)
+    elif args.command == "status":
+        params = protocol.StatusParams()
+    elif args.command == "robot-docs":
+        params = protocol.RobotDocsParams()
+    else:
+        raise ValueError(f"`lore {args.command}` sends no single request")
+    request = recovery.request_for(params)
+    return request.method, request.params
+
+
+_RESULT_TYPES: dict[str, type[Any]] = {
+    "lore/preflight": protocol.PreflightResult, "lore/syncSurgical": protocol.SyncResult,
+    "lore/sync": protocol.SyncResult, "lore/syncRuns": protocol.SyncRunsResult,
+    "lore/status": protocol.StatusResult, "lore/robotDocs": dict,
+}
+_WITH_PROGRESS = frozenset({"lore/preflight", "lore/syncSurgical", "lore/sync"})
 
 
 @contextlib.asynccontextmanager
@@ -166,38 +181,19 @@ async def _run(args: argparse.Namespace, printer: _Printer) -> int:
     async with _client(args) as client:
         if args.command == "rpc":
             return await _rpc_loop(client)
+        if args.command == "sync" and len(set(args.project)) > 1 and request_for(args)[0] != "lore/sync":
+            printer.payload({"error": {"code": "MIXED_PROJECTS",
+                                       "message": "a surgical sync names one project (-p)"}})
+            return exit_code_for_error("MIXED_PROJECTS")
+        method, params = request_for(args)
         try:
-            if args.command == "sync":
-                targets = _sync_params(args)
-                if len(set(args.project)) > 1 and targets.keys() - {"project"}:
-                    printer.payload({"error": {"code": "MIXED_PROJECTS",
-                                               "message": "a surgical sync names one project (-p)"}})
-                    return 2
-                if not (targets.keys() - {"project"}):
-                    sync_result = await client.sync(
-                        on_progress=printer.progress, projects=args.project or None, no_embed=args.no_embed
-                    )
-                    printer.payload(sync_result)
-                    return exit_code_for_result(sync_result)
-                if args.preflight_only:
-                    pre = await client.call(
-                        "lore/preflight", targets, protocol.PreflightResult, printer.progress
-                    )
-                    printer.payload(pre)
-                    return 0 if pre.ok else exit_code_for_error(_preflight_code(pre))
-                targets.update(dryRun=args.dry_run, noEmbed=args.no_embed)
-                result = await client.call(
-                    "lore/syncSurgical", targets, protocol.SyncResult, printer.progress
-                )
-                printer.payload(result)
+            progress = printer.progress if method in _WITH_PROGRESS else None
+            result = await client.call(method, params, _RESULT_TYPES[method], progress)
+            printer.payload(result)
+            if isinstance(result, protocol.SyncResult):
                 return exit_code_for_result(result)
-            if args.command == "sync-runs":
-                filters = {"limit": args.limit, "run_id": args.run_id, "status": args.state}
-                printer.payload(await client.sync_runs(**{k: v for k, v in filters.items() if v is not None}))
-            elif args.command == "status":
-                printer.payload(await client.status())
-            elif args.command == "robot-docs":
-                printer.payload(await client.robot_docs())
+            if isinstance(result, protocol.PreflightResult) and not result.ok:
+                return exit_code_for_error(_preflight_code(result))
             return 0
         except RpcError as err:
             printer.payload({"error": {"code": err.code, "message": err.message, "data": err.data}})
@@ -248,10 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         printer.payload({"error": {"code": exc.code, "message": exc.message, "suggestion": exc.suggestion}})
         return exit_code_for_error(exc.code)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_CANCELLED
     except ConnectionClosed as exc:
         sys.stderr.write(f"lore: the daemon closed the connection ({exc})\n")
-        return 1
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

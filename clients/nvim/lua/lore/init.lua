@@ -10,7 +10,6 @@ local M = {}
 M.config = {
   cmd = nil,            -- default: { vim.g.lore_python or "python3", "-m", "lore_daemon" }
   project = nil,        -- default project for bare #12 / !34 (else vim.g.lore_project)
-  timeout_ms = 120000,
 }
 
 local client_id = nil

@@ -65,10 +65,20 @@ def _wire_fields(struct_type: type[msgspec.Struct]) -> tuple[tuple[str, str, Any
     """(attribute, wire name, default) per field; cached: reflecting on the type each time
     dominated ``lore/syncRuns``'s latency (it builds a suggested retry per listed run)."""
     return tuple(
-        (f.name, f.encode_name, f.default if f.default is not msgspec.NODEFAULT else f.default_factory())
+        (f.name, f.encode_name, _default(f))
         for f in msgspec.structs.fields(struct_type)
         if f.encode_name != "workDoneToken"  # a work-done token is never reused
     )
+
+
+def _default(field: msgspec.structs.FieldInfo) -> Any:
+    """A field's default; ``NODEFAULT`` for a required one (``lore/search``'s query), which no
+    value equals, so it is always sent."""
+    if field.default is not msgspec.NODEFAULT:
+        return field.default
+    if field.default_factory is not msgspec.NODEFAULT:
+        return field.default_factory()
+    return msgspec.NODEFAULT
 
 
 def wire_params(params: msgspec.Struct) -> dict[str, Any]:

@@ -62,6 +62,7 @@ class FtsQuery:
     prefixes: frozenset[str] = frozenset()
     dropped: int = 0
     warnings: tuple[str, ...] = field(default=())
+    excluded: tuple[tuple[str, ...], ...] = ()  # normalised tokens of each -word / -"phrase"
 
 
 def _item(
@@ -136,6 +137,7 @@ def fts_query(text: str, tokenize: Tokenize) -> FtsQuery:
     if len(groups) == 1 and len(positive) > 1:
         fallback = _join([[item] for item in positive], negated)
     return FtsQuery(
+        excluded=tuple(item.tokens for item in negated),
         expression=expression,
         fallback=fallback,
         terms=frozenset(t for item in positive for t in (item.tokens[:-1] if item.prefix else item.tokens)),

@@ -17,7 +17,7 @@ noteable for a discussion document.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,9 +276,10 @@ def search_lexical(
         room = limit - len(named)
         best: list[HitSource] = []
         parents = _document_parents(conn, [c.document_id for c in candidates])
+        excluded = _excluded_parents(conn, query, parents.values(), tokenize_document)
         for candidate in candidates:
             parent = parents.get(candidate.document_id)
-            if parent is None or parent in taken:
+            if parent is None or parent in taken or parent in excluded:
                 continue
             taken.add(parent)
             best.append(HitSource(candidate.document_id))
@@ -290,6 +291,25 @@ def search_lexical(
         )
         has_more = len(best) > room or len(candidates) == fetch
         return LexicalSearch(hits=hits, has_more=has_more, warnings=warnings)
+
+
+def _excluded_parents(
+    conn: apsw.Connection, query: FtsQuery, parents: Iterable[tuple[str, int]], tokenize: Tokenize
+) -> set[tuple[str, int]]:
+    """Entities whose title holds an excluded word (``-timeout``). The index matches a discussion
+    by its notes only (migration 0009), so a thread of an issue titled "... timeout ..." would
+    otherwise survive ``-timeout`` under a title that shows the word."""
+    if not query.excluded:
+        return set()
+    out: set[tuple[str, int]] = set()
+    for key, row in _parents(conn, set(parents)).items():
+        title = [t for _, _, t in tokenize(str(row[3]).encode("utf-8", "replace"))]
+        for words in query.excluded:
+            n = len(words)
+            if any(tuple(title[i:i + n]) == words for i in range(len(title) - n + 1)):
+                out.add(key)
+                break
+    return out
 
 
 def _document_parents(conn: apsw.Connection, ids: Sequence[int]) -> dict[int, tuple[str, int]]:

@@ -43,7 +43,7 @@ _ALL_SOURCES = ("issue", "merge_request", "discussion")
 _PARENT_TYPE = "coalesce(disc.noteable_type, d.source_type)"
 _PARENT_ID = "coalesce(disc.noteable_id, d.source_id)"
 _DISCUSSION_JOIN = " LEFT JOIN discussions AS disc ON d.source_type = 'discussion' AND disc.id = d.source_id"
-# The snippet is cut from the text the index holds (documents_indexed, migration 0009): for a
+# The snippet is cut from the text the index holds (documents_indexed, migration 0010): for a
 # discussion, its notes without the header that repeats the parent's title.
 _DOCUMENTS = (
     "SELECT d.id, d.source_type, d.source_id, d.title, x.content, d.url, "  # noqa: S608 (constants)
@@ -297,7 +297,7 @@ def _excluded_parents(
     conn: apsw.Connection, query: FtsQuery, parents: Iterable[tuple[str, int]], tokenize: Tokenize
 ) -> set[tuple[str, int]]:
     """Entities whose title holds an excluded word (``-timeout``). The index matches a discussion
-    by its notes only (migration 0009), so a thread of an issue titled "... timeout ..." would
+    by its notes only (migration 0010), so a thread of an issue titled "... timeout ..." would
     otherwise survive ``-timeout`` under a title that shows the word."""
     if not query.excluded:
         return set()

@@ -181,7 +181,7 @@ def test_any_text_yields_references_without_raising(text: str) -> None:
 
 
 def test_the_index_holds_a_discussion_s_notes_without_its_header() -> None:
-    """Migration 0009: documents_indexed strips the header render_text gives a discussion (the
+    """Migration 0010: documents_indexed strips the header render_text gives a discussion (the
     parent's title, project, resolution), so the parent's title words do not match its threads;
     the triggers keep the index in step through insert, update and delete."""
     db = open_connection(":memory:")

@@ -15,18 +15,21 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any
 
 import msgspec
 import msgspec.inspect as mi
 
+from lore_daemon.config_embedding import EmbeddingConfig, embedding_summary, resolve_embedding
 from lore_daemon.config_errors import (
     FRIENDLY_EXPECTED,
     OVERRIDES_SOURCE,
+    EnvVarName,
+    checked_url,
     config_error,
     find_unknown_key,
     has_key,
+    looks_like_token,
     not_found,
     unknown_key_error,
     validation_error,
@@ -37,7 +40,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DB_PATH = "~/.local/share/lore/lore.db"
 
-EnvVarName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 ProjectPath = Annotated[str, msgspec.Meta(pattern=r"^[^/\s]+(/[^/\s]+)+$")]
 Concurrency = Annotated[int, msgspec.Meta(ge=1, le=64)]
 
@@ -61,10 +63,6 @@ class SyncConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     primary_concurrency: Concurrency = 8
     lock_timeout_ms: Annotated[int, msgspec.Meta(ge=0, le=3_600_000)] = 30_000
     stale_lock_ms: Annotated[int, msgspec.Meta(ge=1_000, le=86_400_000)] = 60_000
-
-
-class EmbeddingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    provider: Literal["none"] = "none"
 
 
 class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -182,35 +180,12 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _looks_like_token(name: str) -> bool:
-    """A long mixed-case alphanumeric "name" is far more likely a pasted token than a variable."""
-    kinds = (str.islower, str.isupper, str.isdigit)
-    return len(name) >= 20 and all(any(kind(c) for c in name) for kind in kinds)
-
-
 def _check_values(parsed: _ConfigFile, file: Path | None, overrides: Mapping[str, Any]) -> GitLabConfig:
     """Checks msgspec cannot express; returns the GitLab section with base_url normalised."""
-    try:
-        url = urlsplit(parsed.gitlab.base_url.strip())
-        valid_netloc = bool(url.hostname) and (url.port or 0) >= 0
-    except ValueError:  # e.g. an unclosed IPv6 bracket or a non-numeric port
-        url, valid_netloc = urlsplit(""), False
-    problem = None
-    if url.scheme not in ("http", "https") or not valid_netloc:
-        problem = "an http:// or https:// URL such as https://gitlab.example.com"
-    elif url.username or url.password:
-        problem = "a URL without credentials (the token goes in the environment variable)"
-    elif url.query or url.fragment:
-        problem = "a URL without query string or fragment"
-    if problem:
-        from_overrides = file is None or has_key(overrides, "gitlab.base_url")
-        source = OVERRIDES_SOURCE if from_overrides else str(file)
-        raise config_error(
-            "CONFIG_INVALID", f"Invalid value for `gitlab.base_url` in {source}: expected {problem}.",
-            f"Fix `gitlab.base_url` in {source}.", file,
-            key="gitlab.base_url", expected=problem, source=source,
-        )
-    if _looks_like_token(parsed.gitlab.token_env):
+    base_url = checked_url(
+        parsed.gitlab.base_url, "gitlab.base_url", "https://gitlab.example.com", file, overrides
+    )
+    if looks_like_token(parsed.gitlab.token_env):
         raise config_error(
             "CONFIG_INVALID",
             "`gitlab.token_env` looks like a token, not an environment variable name (value not shown).",
@@ -226,7 +201,6 @@ def _check_values(parsed: _ConfigFile, file: Path | None, overrides: Mapping[str
                 expected="each project once",
             )
         seen.add(project.path)
-    base_url = url.geturl().rstrip("/")
     return msgspec.structs.replace(parsed.gitlab, base_url=base_url)
 
 
@@ -291,7 +265,7 @@ def load_config(
         projects=parsed.projects,
         storage=parsed.storage,
         sync=parsed.sync,
-        embedding=parsed.embedding,
+        embedding=resolve_embedding(parsed.embedding, used, overrides),
         config_path=used,
         db_path=_resolve_db_path(parsed, overrides, env, used),
     )
@@ -331,5 +305,5 @@ def config_summary(config: Config) -> dict[str, Any]:
             "lockTimeoutMs": config.sync.lock_timeout_ms,
             "staleLockMs": config.sync.stale_lock_ms,
         },
-        "embedding": {"provider": config.embedding.provider},
+        "embedding": embedding_summary(config.embedding),
     }

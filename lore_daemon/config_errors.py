@@ -11,7 +11,8 @@ import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 import msgspec.inspect as mi
@@ -19,6 +20,7 @@ import msgspec.inspect as mi
 from lore_daemon.errors import ConfigError
 
 OVERRIDES_SOURCE = "initializationOptions"
+EnvVarName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 MINIMAL_EXAMPLE = """[gitlab]
 base_url = "https://gitlab.example.com"
 token_env = "GITLAB_TOKEN"
@@ -94,7 +96,8 @@ def unknown_key_error(
 
 FRIENDLY_EXPECTED = {
     "gitlab.token_env": "the NAME of an environment variable (letters, digits, underscore), not the token",
-    "embedding.provider": 'one of: "none"',
+    "embedding.provider": 'one of: "local", "ollama", "openai", "none"',
+    "embedding.api_key_env": "the NAME of an environment variable holding the key, not the key",
     "projects[].path": "a full project path such as group/project",
 }
 
@@ -136,3 +139,33 @@ def has_key(tree: Mapping[str, Any], dotted: str) -> bool:
             return False
         node = node[part]
     return bool(dotted) and node is not None
+
+
+def looks_like_token(name: str) -> bool:
+    """A long mixed-case alphanumeric "name" is far more likely a pasted token than a variable."""
+    kinds = (str.islower, str.isupper, str.isdigit)
+    return len(name) >= 20 and all(any(kind(c) for c in name) for kind in kinds)
+
+
+def checked_url(raw: str, key: str, example: str, file: Path | None, overrides: Mapping[str, Any]) -> str:
+    """An http(s) URL without credentials, query or fragment, trailing ``/`` dropped; else CONFIG_INVALID."""
+    try:
+        url = urlsplit(raw.strip())
+        valid_netloc = bool(url.hostname) and (url.port or 0) >= 0
+    except ValueError:  # e.g. an unclosed IPv6 bracket or a non-numeric port
+        url, valid_netloc = urlsplit(""), False
+    problem = None
+    if url.scheme not in ("http", "https") or not valid_netloc:
+        problem = f"an http:// or https:// URL such as {example}"
+    elif url.username or url.password:
+        problem = "a URL without credentials (secrets go in environment variables)"
+    elif url.query or url.fragment:
+        problem = "a URL without query string or fragment"
+    if problem:
+        from_overrides = file is None or has_key(overrides, key)
+        source = OVERRIDES_SOURCE if from_overrides else str(file)
+        raise config_error(
+            "CONFIG_INVALID", f"Invalid value for `{key}` in {source}: expected {problem}.",
+            f"Fix `{key}` in {source}.", file, key=key, expected=problem, source=source,
+        )
+    return url.geturl().rstrip("/")

@@ -18,6 +18,7 @@
     │   └── LockTimeoutError        LOCK_TIMEOUT
     ├── RunError                    PREFLIGHT_FAILED, ABANDONED, CANCELLED
     ├── NotInMirrorError            NOT_IN_MIRROR (a read found no local copy and may not sync)
+    ├── EmbeddingError              EMBEDDING_UNAVAILABLE, EMBEDDING_MISCONFIGURED, EMBEDDING_FAILED
     ├── InvalidParamsError          INVALID_PARAMS
     └── ProtocolError               PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND
 
@@ -63,9 +64,9 @@ EXIT_CLASSES: dict[int, str] = {
     3: "configuration or token problem",
     4: "GitLab refused the token",
     5: "a target was not found or preflight failed",
-    6: "transient GitLab failure",
+    6: "transient failure of GitLab or the embedding provider",
     7: "the sync lock could not be taken in time",
-    EXIT_PARTIAL: "the run ended partial: primaries written, some dependents failed",
+    EXIT_PARTIAL: "the run ended partial: primaries written, some dependents or embeddings failed",
     9: "the run failed for another reason",
     EXIT_CANCELLED: "cancelled, or interrupted (SIGINT)",
 }
@@ -164,6 +165,20 @@ CODES: dict[str, CodeInfo] = {
         "The issue or merge request is not in the local mirror, and the read was offline or had "
         "no maxAgeMs to sync it with.",
         False, RPC_REQUEST_FAILED, 5, ("syncTarget",),
+    ),
+    "EMBEDDING_UNAVAILABLE": CodeInfo(
+        "The embedding provider could not be reached or kept failing (server down, timeouts, 5xx); "
+        "documents keep their old vectors and search falls back to lexical.",
+        True, RPC_REQUEST_FAILED, 6, ("retryRun",),
+    ),
+    "EMBEDDING_MISCONFIGURED": CodeInfo(
+        "The embedding provider cannot work as configured: local weights missing or corrupt, unknown "
+        "model, API key unset or refused, or vectors of unexpected dimensions.",
+        False, RPC_REQUEST_FAILED, 3, ("fixConfig",),
+    ),
+    "EMBEDDING_FAILED": CodeInfo(
+        "The embedding provider refused one document's text or answered it with something unusable.",
+        False, RPC_REQUEST_FAILED, 9, ("retryRun",),
     ),
     # Protocol-level failures: the message itself could not be served (no method ran).
     "PARSE_ERROR": CodeInfo(
@@ -272,6 +287,10 @@ class NotInMirrorError(LoreError):
 
 class InvalidParamsError(LoreError):
     pass
+
+
+class EmbeddingError(LoreError):
+    """The embedding provider failed; ``details`` names the provider and model, never a key."""
 
 
 class ProtocolError(LoreError):

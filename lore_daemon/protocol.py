@@ -30,8 +30,8 @@ EntityOutcome = Literal["ingested", "unchanged", "skippedStale", "failed", "woul
 DependentOutcome = Literal["synced", "unchanged", "failed", "skipped"]
 ProgressEvent = Literal["begin", "report", "end"]
 ActionKind = Literal[
-    "retryRun", "retryFailedEntities", "waitAndRetry", "fixToken", "fixConfig", "checkTarget", "inspectRun",
-    "syncTarget",
+    "retryRun", "retryFailedEntities", "retryEmbedding", "waitAndRetry", "fixToken", "fixConfig",
+    "checkTarget", "inspectRun", "syncTarget",
 ]
 
 MAX_SURGICAL_ENTITIES = 100
@@ -75,10 +75,12 @@ class SyncSurgicalParams(TargetParams, kw_only=True):
 
 
 class SyncParams(_Params, kw_only=True):
-    """Standard incremental sync. ``projects`` defaults to every configured project."""
+    """Standard incremental sync. ``projects`` defaults to every configured project; ``reembed``
+    embeds every document again, reusing no stored vector (a model change needs no flag)."""
 
     projects: list[str] | None = None
     no_embed: bool = False
+    reembed: bool = False
 
 
 class SyncRunsParams(_Params, kw_only=True):
@@ -167,6 +169,7 @@ class Counters(_Wire, kw_only=True):
     dependent_jobs_failed: int = 0
     documents_regenerated: int = 0
     documents_unchanged: int = 0
+    embed_total: int = 0  # documents the embed phase set out to embed (its done/total is embedded/embedTotal)
     embedded: int = 0
     failures: int = 0
 
@@ -271,6 +274,23 @@ class LockHolder(_Wire, kw_only=True):
     heartbeat_at: Timestamp
 
 
+class EmbeddingStatus(_Wire, kw_only=True):
+    """``lore/status``: the embedding provider, its health, the documents with current vectors."""
+
+    provider: Literal["local", "ollama", "openai", "none"]
+    model: str | None
+    model_key: str | None  # what vectors are recorded with
+    dimensions: int | None
+    state: Literal["disabled", "notLoaded", "ready", "unavailable"]
+    documents: int
+    current_documents: int
+    pending_documents: int  # without a current vector: the next standard sync embeds them
+    parked_documents: int  # refused by the provider repeatedly for their present content
+    vectors: int  # chunk vectors stored for this model
+    error: RobotError | None = None  # the provider's last failure (state unavailable)
+    checked_at: Timestamp | None = None  # when the provider last answered or failed
+
+
 class StatusResult(_Wire, kw_only=True):
     version: str
     uptime_ms: int
@@ -283,6 +303,7 @@ class StatusResult(_Wire, kw_only=True):
     config: dict[str, Any]
     pid: int | None = None  # the daemon's process id: one shared daemon answers many `lore` calls
     socket_path: str | None = None  # the shared daemon's Unix socket; null over stdio
+    embedding: EmbeddingStatus | None = None
 
 
 # ------------------------------------------------------------------------------------ notifications

@@ -118,7 +118,7 @@ def command_for(params: msgspec.Struct | None) -> str | None:
         words = ["lore", "sync"]
         for project in p.projects or ():
             words += ["-p", project]
-        return shlex.join(words + ["--no-embed"] * p.no_embed)
+        return shlex.join(words + ["--no-embed"] * p.no_embed + ["--reembed"] * p.reembed)
     if isinstance(p, protocol.SyncRunsParams):
         words = ["lore", "sync-runs"]
         wire = wire_params(p)
@@ -198,6 +198,9 @@ def retry_run_action(run: SyncRun) -> RecoveryAction:
 
 
 def _failed_entities(project: str, failures: list[EntityFailure]) -> protocol.SyncSurgicalParams | None:
+    """The entities to re-sync surgically. Embedding failures are left out: a re-sync of unchanged
+    entities regenerates (and embeds) nothing, so ``retry_embedding_action`` covers them."""
+    failures = [f for f in failures if f.stage != "embed"]
     issues = _unique(f.iid for f in failures if f.kind == "issue")
     mrs = _unique(f.iid for f in failures if f.kind == "mr")
     return protocol.SyncSurgicalParams(project=project, issues=issues, mrs=mrs) if issues or mrs else None
@@ -211,6 +214,17 @@ def retry_failed_entities_action(project: str, failures: list[EntityFailure]) ->
     count = len(params.issues) + len(params.mrs)
     title = f"Retry the {count} failed {'entity' if count == 1 else 'entities'} in {project}"
     return action("retryFailedEntities", title, params)
+
+
+def retry_embedding_action(projects: Sequence[str], failures: list[EntityFailure]) -> RecoveryAction | None:
+    """A standard sync of the projects: its embed phase backfills every document still without a
+    current vector. None when no embedding failed."""
+    count = len({(f.kind, f.iid) for f in failures if f.stage == "embed"})
+    if not count:
+        return None
+    title = (f"Embed the documents of the {count} {'entity' if count == 1 else 'entities'} whose "
+             "embedding failed (a standard sync backfills every document without a current vector)")
+    return action("retryEmbedding", title, protocol.SyncParams(projects=list(projects) or None))
 
 
 def fix_token_action(token_env: str) -> RecoveryAction:
@@ -271,6 +285,8 @@ def suggested_retry(run: SyncRun) -> RecoveryAction | None:
         return None
     if run.status == "partial" and run.mode == "surgical" and run.project is not None:
         retry = retry_failed_entities_action(run.project, run.failures)
+        if retry is None:
+            retry = retry_embedding_action([run.project], run.failures)
         if retry is not None:
             return retry
     return retry_run_action(run)
@@ -316,15 +332,20 @@ def preflight_failed_actions(
 def partial_actions(
     targets: Targets, failures: list[EntityFailure], *, retry_after_ms: int | None
 ) -> list[RecoveryAction]:
-    """Primaries were written; only the entities with a failed dependent stage need another pass."""
+    """Primaries were written; only the entities with a failed dependent stage need another pass,
+    and documents whose embedding failed a standard sync (it backfills them)."""
+    actions: list[RecoveryAction] = []
     params = _failed_entities(targets.project, failures)
-    if params is None:
-        return []
-    retry = retry_failed_entities_action(targets.project, failures)
-    assert retry is not None  # the same failures gave params
-    if retry_after_ms is None:
-        return [retry]
-    return [wait_and_retry_action(params, retry_after_ms), retry]
+    if params is not None:
+        retry = retry_failed_entities_action(targets.project, failures)
+        assert retry is not None  # the same failures gave params
+        if retry_after_ms is not None:
+            actions.append(wait_and_retry_action(params, retry_after_ms))
+        actions.append(retry)
+    embedding = retry_embedding_action([targets.project], failures)
+    if embedding is not None:
+        actions.append(embedding)
+    return actions
 
 
 def error_actions(

@@ -29,6 +29,9 @@ class Tuning:
     # Documents per multi-row INSERT/UPDATE (store/documents.py): a whole docs batch is one
     # statement, one FTS5 segment (measured ~9% less write time than 100 on the 2k replay).
     write_chunk: int = 500
+    # Embed phase: documents per step (one read, one write transaction, one progress report), in
+    # multiples of ``embedding.batch_size``, so chunks fill whole batches across documents.
+    embed_step_batches: int = 4
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -5,11 +5,12 @@ below it, never one above:
 
     interface  cli, __main__, server, socket_server, daemon_socket, services/, rpc/
     sync       sync/
-    engine     engine.py (warm state: config, database, GitLab client, tuning)
+    engine     engine.py (warm state: config, database, GitLab client, tuning, embedding service)
+    embedding  embedding/    (providers, chunking, vector index, semantic ranking, fusion)
     store      store/        (may use gitlab.models, the payload types, and nothing else of gitlab/)
     gitlab     gitlab/
-    base       protocol, protocol_read, errors, recovery, config, config_errors, tuning, timeutil,
-               logsetup, schemagen, the package itself
+    base       protocol, protocol_read, errors, recovery, config, config_errors, config_embedding,
+               embedding_catalog, tuning, timeutil, logsetup, schemagen, the package itself
 
 ``sim/`` is a separate tool: it may use only the base layer, and the product never imports it —
 except the ``lore-daemon sim`` subcommand in ``cli.py``, its front door. And no import cycle among
@@ -31,10 +32,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("interface", ("cli", "__main__", "server", "socket_server", "daemon_socket", "services", "rpc")),
     ("sync", ("sync",)),
     ("engine", ("engine",)),
+    ("embedding", ("embedding",)),
     ("store", ("store",)),
     ("gitlab", ("gitlab",)),
-    ("base", ("protocol", "protocol_read", "errors", "recovery", "config", "config_errors", "tuning",
-              "timeutil", "logsetup", "schemagen", "")),
+    ("base", ("protocol", "protocol_read", "errors", "recovery", "config", "config_errors",
+              "config_embedding", "embedding_catalog", "tuning", "timeutil", "logsetup", "schemagen", "")),
 )
 SIM = "sim"
 ALLOWED_EXCEPTIONS = {("lore_daemon.cli", "lore_daemon.sim.__main__")}  # `lore-daemon sim`

@@ -157,7 +157,7 @@ def test_token_in_the_file_is_an_unknown_key_and_not_echoed(tmp_path: Path) -> N
         ("[sync]\nprimary_concurrency = 0\n", "sync.primary_concurrency", ">= 1"),
         ("[sync]\nprimary_concurrency = 65\n", "sync.primary_concurrency", "<= 64"),
         ("[sync]\nlock_timeout_ms = true\n", "sync.lock_timeout_ms", "int"),
-        ("[embedding]\nprovider = 'ollama'\n", "embedding.provider", '"none"'),
+        ("[embedding]\nprovider = 'cohere'\n", "embedding.provider", '"local", "ollama", "openai", "none"'),
         ("[[projects]]\npath = 'no-namespace'\n", "projects[0].path", "group/project"),
         ("[storage]\ndb_path = ''\n", "storage.db_path", "length"),
         ("projects = 'a/b'\n", "projects", "array"),
@@ -265,7 +265,11 @@ def test_summary_has_no_secret(tmp_path: Path) -> None:
         "sync": {
             "primaryConcurrency": 4, "lockTimeoutMs": 1000, "staleLockMs": 20000
         },
-        "embedding": {"provider": "none"},
+        "embedding": {
+            "provider": "none", "model": None, "baseUrl": None, "apiKeyEnv": None, "dimensions": None,
+            "batchSize": 8, "chunkChars": 800, "chunkOverlapChars": 120, "threads": 0, "timeoutMs": 30000,
+            "queryPrefix": "", "documentPrefix": "",
+        },
     }
 
 

@@ -19,7 +19,8 @@ from lore_daemon.tuning import Tuning
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
-NOT_USES = {"config_summary", "_check_values"}  # reporting or validating a key is not using it
+# Reporting or validating a key is not using it.
+NOT_USES = {"config_summary", "_check_values", "embedding_summary", "resolve_embedding"}
 
 
 def config_keys(info: mi.Type = mi.type_info(_ConfigFile), prefix: str = "") -> list[str]:

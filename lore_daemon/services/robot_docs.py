@@ -21,6 +21,7 @@ from lore_daemon.services.spec import Call, MethodSpec
 ACTION_MEANINGS: dict[str, str] = {
     "retryRun": "Send the run's (or request's) original call again, same targets and options.",
     "retryFailedEntities": "Surgically re-sync only the entities that failed; the rest are done.",
+    "retryEmbedding": "Run a standard sync: its embed phase embeds every document without a current vector.",
     "waitAndRetry": "Wait afterMs milliseconds (rate limit, lock or outage), then send the request again.",
     "fixToken": "Export a valid GitLab token in the environment variable named by gitlab.token_env.",
     "fixConfig": "Edit the named configuration file (and key), then retry.",

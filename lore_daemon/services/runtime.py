@@ -33,6 +33,7 @@ from lore_daemon.store.connection import Database
 from lore_daemon.timeutil import now_ms
 
 if TYPE_CHECKING:
+    from lore_daemon.embedding.service import EmbeddingService
     from lore_daemon.engine import Engine
     from lore_daemon.services.spec import MethodSpec
 
@@ -91,6 +92,7 @@ class WarmState:
         self._config: Config | None = None
         self._db: Database | None = None
         self._engine: Engine | None = None
+        self._embeddings: EmbeddingService | None = None
         self._db_opening: asyncio.Task[Database] | None = None
         self._engine_building: asyncio.Task[Engine] | None = None
 
@@ -129,6 +131,15 @@ class WarmState:
     @property
     def loaded_config(self) -> Config | None:
         return self._config
+
+    def embeddings(self) -> EmbeddingService:
+        """The process's embedding service (provider loaded on first use); imports numpy: call it
+        off the event loop the first time."""
+        if self._embeddings is None:
+            from lore_daemon.embedding.service import EmbeddingService
+
+            self._embeddings = EmbeddingService(self.config().embedding, self.settings.env)
+        return self._embeddings
 
     async def database(self) -> Database:
         """The open database; the first open migrates and closes runs of dead processes.
@@ -190,7 +201,7 @@ class WarmState:
             importlib.import_module(name)
         token = read_token(config, self.settings.env)
         redact(token.reveal())  # defence in depth: the token is never logged anyway
-        engine = Engine.create(config, db, token.reveal(), owner=make_owner())
+        engine = Engine.create(config, db, token.reveal(), owner=make_owner(), embeddings=self.embeddings())
         log.info("engine ready for %s", config.gitlab.base_url)
         return engine
 
@@ -207,10 +218,13 @@ class WarmState:
                 await asyncio.wait([pending])
         engine, db = self._engine, self._db
         self._engine = self._db = None
+        embeddings, self._embeddings = self._embeddings, None
         if engine is not None:
             await engine.aclose()
         elif db is not None:
             await asyncio.to_thread(db.close)
+        if embeddings is not None and engine is None:
+            embeddings.close()
 
 
 class Runtime:
@@ -263,6 +277,9 @@ class Runtime:
 
     async def database(self) -> Database:
         return await self.warm.database()
+
+    def embeddings(self) -> EmbeddingService:
+        return self.warm.embeddings()
 
     async def engine(self) -> Engine:
         return await self.warm.engine()

@@ -1,11 +1,15 @@
 """``lore/search``: search the mirror's documents (SPEC §12, §13).
 
 ``mode`` null runs hybrid when document vectors exist, else lexical; the result's ``mode`` is
-the one that ran. This version has no vector search yet (the embeddings work adds it behind the
-same params and result): every request runs the lexical mode, and one that asked for
-``semantic`` or ``hybrid`` gets a warning saying so. Lexical: FTS5 bm25 with the list filters and
-``sourceTypes``, hits collapsed to one per entity, and the entities the query names exactly
-(``#12``, ``!3``, ``group/proj#12``, a URL) first. Any text is a valid query.
+the one that ran. In this version the semantic ranking (``embedding.semantic``) and the fusion
+(``embedding.fusion``) are not wired in yet: every request runs the lexical mode, and one that
+asked for ``semantic`` or ``hybrid`` gets a warning saying so. Hybrid fuses
+``store.read_search.lexical_candidates`` with the semantic list and builds hits with
+``store.read_search.build_hits`` (``ranks.semantic`` filled from the semantic list).
+
+Lexical: FTS5 bm25 with the list filters and ``sourceTypes``, hits collapsed to one per entity,
+and the entities the query names exactly (``#12``, ``!3``, ``group/proj#12``, a URL) first. Any
+text is a valid query.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ async def serve(runtime: Runtime, params: SearchParams, call: Call) -> SearchRes
     found = await db.read(_lexical, params, references)
     warnings = list(found.warnings)
     if params.mode in ("semantic", "hybrid"):
-        warnings.insert(0, f"{params.mode} search is not available: there are no document vectors to "
-                           "search; ran lexical search instead")
+        warnings.insert(0, f"{params.mode} search is not wired into lore/search in this version; "
+                           "ran lexical search instead")
     return SearchResult(mode="lexical", hits=found.hits, has_more=found.has_more, warnings=warnings)
 
 

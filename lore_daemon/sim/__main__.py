@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=defaults.token, help="the accepted token (a test value, not a secret)")
     p.add_argument("--latency-ms", type=int, default=defaults.latency_ms)
     p.add_argument("--total-threshold", type=int, default=defaults.total_threshold)
+    p.add_argument("--corpus", action="store_true",
+                   help="also serve the curated project acme/brightday (realistic text for search)")
     return p
 
 
@@ -46,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             total_threshold=args.total_threshold,
             latency_ms=args.latency_ms,
+            corpus=args.corpus,
         )
     except LoreError as exc:
         print(json.dumps({"error": exc.code, "message": exc.message}), file=sys.stderr)

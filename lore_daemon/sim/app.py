@@ -14,6 +14,7 @@ from lore_daemon.errors import LoreError
 from lore_daemon.sim.clock import SimClock
 from lore_daemon.sim.config import RuntimeOptions, SimConfig
 from lore_daemon.sim.control_api import ControlApi
+from lore_daemon.sim.corpus import install as install_corpus
 from lore_daemon.sim.data import Dataset
 from lore_daemon.sim.entities import Entities
 from lore_daemon.sim.faults import FaultBook, rate_limit_response, status_response
@@ -47,6 +48,8 @@ class SimApp:
         self.pid = os.getpid()
         self.clock = SimClock()
         self.dataset = Dataset(config, base_url)
+        if config.corpus:
+            install_corpus(self.dataset)
         self.entities = Entities(self.dataset)
         self.options = RuntimeOptions(total_threshold=config.total_threshold)
         self.api = Api(config, self.dataset, self.entities, self.options)

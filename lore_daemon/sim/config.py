@@ -28,6 +28,7 @@ class SimConfig:
     timeout_hold_s: float = 300.0  # how long a "timeout" fault holds a connection open
     log_limit: int = 50_000  # request-log entries kept (oldest dropped first; ~0.5 KB each)
     version: str = "18.4.1"
+    corpus: bool = False  # also serve the curated project acme/brightday (id 3, sim/corpus)
 
     def __post_init__(self) -> None:
         for name in ("issues", "mrs", "other_issues", "other_mrs"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lore_daemon.sim.corpus import curate_traits
 from lore_daemon.sim.data import (
     DAY_MS,
     LABEL_NAMES,
@@ -93,7 +94,7 @@ class Entities:
         if found is None:
             if len(self._traits) >= _CACHE_LIMIT:
                 self._traits.clear()
-            found = self._traits[key] = self._make_traits(table, iid)
+            found = self._traits[key] = curate_traits(table, iid, self._make_traits(table, iid))
         return found
 
     def _make_traits(self, table: EntityTable, iid: int) -> Traits:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from lore_daemon.sim.corpus import curated_discussions, curated_note_count
 from lore_daemon.sim.data import GHOST_USER_ID, USER_COUNT, Dataset, EntityTable, rng_for, sha1_hex
 from lore_daemon.sim.diffs import diff_files, line_code, mr_shas
 from lore_daemon.timeutil import ms_to_iso
@@ -65,6 +66,9 @@ class Shape:
 
 def note_plan(ds: Dataset, table: EntityTable, iid: int) -> tuple[Shape, ...]:
     """The generated discussions' shapes. Averages ``notes_per_entity`` notes per entity."""
+    curated = curated_note_count(table, iid)
+    if curated is not None:
+        return tuple(Shape("individual", 1) for _ in range(curated))
     key = (table.project_id, table.kind, iid)
     found: tuple[Shape, ...] | None = ds.plan_cache.get(key)
     if found is not None:
@@ -111,6 +115,19 @@ def user_note_count(ds: Dataset, table: EntityTable, iid: int) -> int:
 
 def discussions(ds: Dataset, table: EntityTable, iid: int) -> list[dict[str, Any]]:
     """All discussions, oldest first, each with all of its notes (as GitLab embeds them)."""
+    out = curated_discussions(ds, table, iid, build_note)
+    if out is None:
+        out = _generated(ds, table, iid)
+    overlay = table.overlays.get(iid)
+    if overlay is not None:
+        out.extend(overlay.discussions)
+        if overlay.deleted_notes:
+            out = _without(out, overlay.deleted_notes)
+    return out
+
+
+def _generated(ds: Dataset, table: EntityTable, iid: int) -> list[dict[str, Any]]:
+    """The discussions of ``note_plan``, generated from the seed."""
     plan = note_plan(ds, table, iid)
     rng = rng_for(ds.seed, table.project_id, table.kind, iid, "notes")
     created, updated = table.created[iid], max(table.created[iid], table.base_updated[iid])
@@ -152,11 +169,6 @@ def discussions(ds: Dataset, table: EntityTable, iid: int) -> list[dict[str, Any
                 "notes": notes,
             }
         )
-    overlay = table.overlays.get(iid)
-    if overlay is not None:
-        out.extend(overlay.discussions)
-        if overlay.deleted_notes:
-            out = _without(out, overlay.deleted_notes)
     return out
 
 

@@ -6,8 +6,9 @@ unchanged source costs a render and no write. A source that keeps failing to ren
 the store after a few attempts (its error is kept on the dirty row) and reported as a warning here.
 
 ``embed`` runs after the ``sync`` lock is released and goes through the shared embed phase
-(``sync/embed.py``: its own ``embed`` lock, exactly the documents this run regenerated). With the
-embedding provider ``none`` (the only one this version ships) it is skipped with a warning.
+(``sync/embed.py``: its own ``embed`` lock): a standard run backfills every document without a
+current vector, or re-embeds every document when asked. With the provider ``none`` it is skipped
+with a warning.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from dataclasses import dataclass
 
 import apsw
 
+from lore_daemon.embedding.service import EmbeddingService
 from lore_daemon.store.documents import drain_dirty
 from lore_daemon.sync.context import RunCancelled, RunContext
-from lore_daemon.sync.embed import Embedder, run_embed_phase
+from lore_daemon.sync.embed import run_embed_phase
 from lore_daemon.sync.locking import HeldLock
 from lore_daemon.sync.write_clock import WriteClock
 from lore_daemon.timeutil import now_ms
@@ -84,17 +86,15 @@ async def run_docs_phase(
 
 
 async def run_standard_embed(
-    ctx: RunContext, embedder: Embedder | None, document_ids: list[int], *, no_embed: bool
+    ctx: RunContext, service: EmbeddingService | None, *, no_embed: bool, reembed: bool
 ) -> None:
-    """Embed the documents this run regenerated, through the shared embed phase (``embed`` lock,
-    exact scope). No provider ships yet: record why the phase was skipped."""
+    """Backfill (or, with ``reembed``, redo) the vectors of every document, through the shared
+    embed phase (``embed`` lock, progress, per-document failures recorded in ``ctx``)."""
     if no_embed:
         ctx.emit("report", EMBED_SKIPPED_NO_EMBED)
         return
-    if embedder is None:
+    if service is None or not service.enabled:
         ctx.warnings.append(EMBED_SKIPPED_NONE)
         ctx.emit("report", EMBED_SKIPPED_NONE)
         return
-    outcome = await run_embed_phase(ctx, document_ids, embedder=embedder, no_embed=False)
-    if outcome.error is not None:
-        ctx.warnings.append(f"embedding failed ({outcome.error.code}): {outcome.error.message}")
+    await run_embed_phase(ctx, None, service=service, no_embed=False, reembed=reembed)

@@ -11,8 +11,9 @@ Shape of a run (docs/standard-sync.md, "A run, step by step"):
    The lock's heartbeat keeps the ledger row alive.
 4. Release the lock, then ``embed`` (``docs_phase``).
 
-Exits: ``succeeded``, or ``partial`` when some dependent jobs failed; a GitLab/DB failure ends the
-run ``failed`` with its error and the phase it stopped in, returned as a ``SyncResult``.
+Exits: ``succeeded``, or ``partial`` when some dependent jobs or embeddings failed; a GitLab/DB
+failure ends the run ``failed`` with its error and the phase it stopped in, returned as a
+``SyncResult``.
 Cancellation (task cancelled, or ``ctx.cancel_event`` set) rolls back the open item transaction,
 releases the queue claims and the lock, records ``cancelled`` and re-raises ``CancelledError``.
 """
@@ -42,7 +43,6 @@ from lore_daemon.store.locks import LockInfo
 from lore_daemon.sync.context import RunCancelled, RunContext, robot_error
 from lore_daemon.sync.docs_phase import run_docs_phase, run_standard_embed
 from lore_daemon.sync.drain_phase import drain_dependents, release_claims
-from lore_daemon.sync.embed import Embedder, embedder_for
 from lore_daemon.sync.ingest_phase import ingest_project
 from lore_daemon.sync.locking import HeldLock, acquire_lock, run_heartbeat
 from lore_daemon.sync.write_clock import WriteClock
@@ -94,13 +94,12 @@ async def run_standard_sync(
     ``LoreError`` for problems that prevent the run from starting (config, auth, unknown project)
     and ``CancelledError`` after a cancelled run was recorded."""
     paths = _project_paths(engine, params)
-    embedder = None if params.no_embed else embedder_for(engine.config)
     single = paths[0] if len(paths) == 1 else None
     ctx = RunContext(engine, mode="standard", progress=progress, project=single)
     ctx.observe_gitlab()
     try:
         projects, early_error = await _resolve(engine, paths)
-        return await _run(ctx, params, paths, projects, early_error, embedder)
+        return await _run(ctx, params, paths, projects, early_error)
     finally:
         ctx.stop_observing_gitlab()
 
@@ -111,7 +110,6 @@ async def _run(
     paths: list[str],
     projects: list[Project],
     early_error: GitLabError | None,
-    embedder: Embedder | None,
 ) -> protocol.SyncResult:
     engine = ctx.engine
     sync_cfg = engine.config.sync
@@ -140,13 +138,15 @@ async def _run(
             await drain_dependents(ctx, held, clock, stale_claim_ms=sync_cfg.stale_lock_ms)
         with ctx.phase_span("docs"):
             await ctx.ledger_update()
-            regenerated = await run_docs_phase(ctx, held, clock, keep_ids=embedder is not None)
+            await run_docs_phase(ctx, held, clock, keep_ids=False)
         held.ensure_held()
         await held.release()
         with ctx.phase_span("embed"):
             clock.record(ctx)
             await ctx.ledger_update()
-            await run_standard_embed(ctx, embedder, regenerated, no_embed=params.no_embed)
+            await run_standard_embed(
+                ctx, engine.embeddings, no_embed=params.no_embed, reembed=params.reembed
+            )
         clock.record(ctx)
         ctx.failures.sort(key=lambda f: (f.kind != "issue", f.iid, f.stage))
         status: ledger.FinalStatus = "partial" if ctx.failures else "succeeded"

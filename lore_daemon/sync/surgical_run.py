@@ -26,7 +26,7 @@ from lore_daemon.store.keys import SourceKey
 from lore_daemon.store.locks import LockInfo
 from lore_daemon.sync.context import RunContext, robot_error
 from lore_daemon.sync.dependents import STAGES_FOR, FetchedDependents, fetch_dependents
-from lore_daemon.sync.embed import embedder_for, run_embed_phase
+from lore_daemon.sync.embed import run_embed_phase
 from lore_daemon.sync.locking import HeldLock, acquire_lock, run_heartbeat
 from lore_daemon.sync.preflight import (
     PrimaryFetch,
@@ -299,15 +299,11 @@ class SurgicalRun:
         await self._enter("embed")
         with ctx.phase_span("embed"):
             outcome = await run_embed_phase(
-                ctx, self.regenerated_ids, embedder=embedder_for(self.engine.config),
-                no_embed=self.params.no_embed,
+                ctx, self.regenerated_ids, service=self.engine.embeddings, no_embed=self.params.no_embed,
             )
             self.embed_ids = outcome.document_ids
             if outcome.warning:
                 ctx.warnings.append(outcome.warning)
-            if outcome.error is not None:
-                for entity in self.table.with_documents(set(outcome.document_ids)):
-                    ctx.failures.append(entity.failure("embed", outcome.error))
 
     async def _enter(self, phase: protocol.RunPhase) -> None:
         """Record the phase in the ledger BEFORE announcing it, so a reader never sees it lag."""

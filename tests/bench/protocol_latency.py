@@ -179,6 +179,7 @@ def make_env(tmp: Path, base_url: str, token: str) -> dict[str, str]:
     config.write_text(
         f'[gitlab]\nbase_url = "{base_url}"\ntoken_env = "GITLAB_TOKEN"\n'
         '[[projects]]\npath = "group/project"\n'
+        '[embedding]\nprovider = "none"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "LORE_"))}
     env.update(LORE_CONFIG_PATH=str(config), LORE_DB_PATH=str(tmp / "lore.db"), GITLAB_TOKEN=token)

@@ -71,6 +71,7 @@ def _config(folder: Path, base_url: str, db: Path) -> Path:
     path.write_text(
         f'[gitlab]\nbase_url = "{base_url}"\ntoken_env = "GITLAB_TOKEN"\n'
         f'[[projects]]\npath = "group/project"\n[storage]\ndb_path = "{db}"\n'
+        '[embedding]\nprovider = "none"\n'  # reads are measured, not the embedding model
     )
     return path
 

@@ -55,6 +55,7 @@ def _config(folder: Path, base_url: str, concurrency: int) -> Path:
             "[[projects]]", 'path = "group/project"',
             "[storage]", f'db_path = "{folder / "lore.db"}"',
             "[sync]", f"primary_concurrency = {concurrency}",
+            "[embedding]", 'provider = "none"',  # embedding is measured by embed_throughput.py
         ]) + "\n"
     )
     return path

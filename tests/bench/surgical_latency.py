@@ -55,6 +55,7 @@ def build_engine(workdir: Path, sim: dict[str, Any], concurrency: int) -> Engine
         f'[gitlab]\nbase_url = "{sim["base_url"]}"\ntoken_env = "{TOKEN_ENV}"\n'
         f'[[projects]]\npath = "{PROJECT}"\n[storage]\ndb_path = "{workdir / f"lore-{concurrency}.db"}"\n'
         f"[sync]\nprimary_concurrency = {concurrency}\n"
+        '[embedding]\nprovider = "none"\n'  # embedding is measured by embed_throughput.py
     )
     env = {TOKEN_ENV: sim["token"]}
     config = load_config(config_path, env=env)

@@ -44,6 +44,11 @@ def _failure(kind: protocol.EntityKind, iid: int, *, retryable: bool = False) ->
     return EntityFailure(kind=kind, iid=iid, stage="fetch", code=code, message="x", retryable=retryable)
 
 
+def _embed_failure(kind: protocol.EntityKind, iid: int) -> EntityFailure:
+    return EntityFailure(kind=kind, iid=iid, stage="embed", code="EMBEDDING_UNAVAILABLE", message="x",
+                         retryable=True)
+
+
 def _error(code: str, **details: typing.Any) -> LoreError:
     return LoreError("failed", code, "retry", details=details, retry_after_ms=1500)
 
@@ -69,6 +74,8 @@ def every_action() -> list[RecoveryAction]:
             TARGETS, failures, token_env="T", retry_after_ms=None, no_embed=True
         ),
         *recovery.partial_actions(TARGETS, failures, retry_after_ms=2000),
+        *recovery.partial_actions(TARGETS, [*failures, _embed_failure("mr", 7)], retry_after_ms=None),
+        recovery.suggested_retry(_run(status="partial", failures=[_embed_failure("issue", 3)])),
         *recovery.error_actions(TARGETS, protocol.RobotError(
             code="GITLAB_AUTH_FAILED", message="m", suggestion="s", retryable=False,
         ), token_env="T", retry_after_ms=None, no_embed=False),
@@ -79,6 +86,8 @@ def every_action() -> list[RecoveryAction]:
         *recovery.standard_failed_actions(protocol.SyncParams(projects=["g/a"], no_embed=True),
                                           _error("GITLAB_RATE_LIMITED"), "T"),
         *recovery.standard_partial_actions(protocol.SyncParams(), PROJECT, failures),
+        *recovery.standard_failed_actions(protocol.SyncParams(projects=["g/a"], reembed=True),
+                                          _error("DB_ERROR"), "T"),
         *recovery.actions_for_error(_error("GITLAB_UNAVAILABLE"), "lore/syncSurgical", surgical_call),
         *recovery.actions_for_error(_error("INVALID_TARGET"), "lore/syncSurgical", surgical_call),
         *recovery.actions_for_error(_error("DB_ERROR"), "lore/syncRuns",

@@ -76,3 +76,36 @@ def test_rpc_mode_answers_each_line(client_env: ClientEnv) -> None:
     by_id = {o["id"]: o for o in out if "id" in o}
     assert by_id[1]["result"]["version"]
     assert by_id[2]["error"]["code"] == -32601
+
+
+def test_reembed_flag_reaches_the_standard_sync_and_its_retry_keeps_it(client_env: ClientEnv) -> None:
+    import socket
+
+    with socket.socket() as sock:  # an embeddings server that is down: the run ends partial fast
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    text = client_env.config_path.read_text().replace(
+        '[embedding]\nprovider = "none"\n',
+        f'[embedding]\nprovider = "openai"\nmodel = "m"\nbase_url = "http://127.0.0.1:{port}/v1"\n'
+        "timeout_ms = 300\n",
+    )
+    client_env.config_path.write_text(text)
+    code, payload, _ = run(client_env, "sync", "-p", PROJECT, "--reembed")
+    assert code == 8 and payload["status"] == "partial" and payload["mode"] == "standard"
+    assert {f["code"] for f in payload["entityFailures"]} == {"EMBEDDING_UNAVAILABLE"}
+    retry = next(a for a in payload["recoveryActions"] if a["kind"] == "retryRun")
+    assert retry["request"]["params"]["reembed"] is True and "--reembed" in retry["command"]
+    code, status, _ = run(client_env, "status")
+    assert status["embedding"]["provider"] == "openai" and status["embedding"]["state"] == "unavailable"
+
+
+def test_status_on_a_terminal_ends_with_the_embedding_line() -> None:
+    from lore_client.bridge import _embedding_line
+
+    line = _embedding_line({
+        "provider": "local", "model": "all-MiniLM-L6-v2", "dimensions": 384, "state": "ready",
+        "currentDocuments": 120, "documents": 130, "error": None,
+    })
+    expected = "embedding: local all-MiniLM-L6-v2 (384 dims), ready, 120/130 documents with current vectors"
+    assert line == expected
+    assert "lexical" in _embedding_line({"provider": "none"})

@@ -13,8 +13,9 @@ def test_demo_runs_every_step_with_the_documented_exit_codes() -> None:
     proc = subprocess.run([sys.executable, "-m", "lore_client.demo"], env=env,
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert re.findall(r"\(exit code (\d+)\)", proc.stdout) == ["0", "5", "0", "0", "0"]
+    assert re.findall(r"\(exit code (\d+)\)", proc.stdout) == ["0", "5", "0", "0", "0", "0", "0"]
     assert '"code": "GITLAB_NOT_FOUND"' in proc.stdout          # the aggregated failure
     assert '"kind": "checkTarget"' in proc.stdout              # ... and its recovery action
     assert "[docs:end]" in proc.stdout                          # progress was printed
     assert '"outcome": "wouldSync"' in proc.stdout              # the dry run
+    assert '"provider": "local"' in proc.stdout and '"state": "ready"' in proc.stdout  # embeddings on

@@ -36,7 +36,7 @@ from pygls.protocol import (
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import register_lsp_features
 
-from tests.support.config import write_config
+from tests.support.config import EMBEDDING_OFF, write_config
 
 TOKEN = "glpat-TEST-only-5ecret-Value-0123456789"
 UNREACHABLE_GITLAB = "http://127.0.0.1:9"  # discard port: nothing listens there
@@ -60,10 +60,11 @@ class DaemonEnv:
         base_url: str = UNREACHABLE_GITLAB,
         projects: tuple[str, ...] = ("group/project",),
         extra: str = "",
+        embedding: str | None = EMBEDDING_OFF,
     ) -> None:
         write_config(
             self.config_path.parent, base_url, token_env="GITLAB_TOKEN", projects=projects,
-            sync={"lock_timeout_ms": 2000, "stale_lock_ms": 5000}, extra=extra,
+            sync={"lock_timeout_ms": 2000, "stale_lock_ms": 5000}, embedding=embedding, extra=extra,
         )
 
     def with_token(self, token: str = TOKEN) -> DaemonEnv:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from lore_daemon import protocol
 from lore_daemon.config import load_config, read_token
+from lore_daemon.embedding.provider import Provider
+from lore_daemon.embedding.service import EmbeddingService
 from lore_daemon.engine import Engine
 from lore_daemon.gitlab import RetryPolicy
 from lore_daemon.store.connection import Database
@@ -25,15 +27,20 @@ def build_engine(
     *,
     retry: RetryPolicy | None = FAST_RETRY,
     tuning: Tuning | None = None,
+    provider: Provider | None = None,
 ) -> Engine:
     """An Engine from ``config_path`` (token from ``env``, default ``os.environ``), its database
-    open. ``retry=None`` keeps the daemon's own retry policy."""
+    open. ``retry=None`` keeps the daemon's own retry policy; ``provider`` hands the embedding
+    service an already loaded model (the session's ``local_model``)."""
     env = os.environ if env is None else env
     config = load_config(config_path, env=env)
     db = Database(config.db_path)
     db.open()
     token = read_token(config, env).reveal()
-    return Engine.create(config, db, token, owner=make_owner(), retry=retry, tuning=tuning)
+    embeddings = EmbeddingService(config.embedding, env, provider=provider)
+    return Engine.create(
+        config, db, token, owner=make_owner(), retry=retry, tuning=tuning, embeddings=embeddings
+    )
 
 
 class Progress:

@@ -15,11 +15,12 @@ import apsw
 import pytest
 
 from lore_daemon import protocol
+from lore_daemon.embedding.provider import Provider
 from lore_daemon.engine import Engine
 from lore_daemon.sim import SimConfig, SimServer
 from lore_daemon.store import ledger
 from tests.support import config as support_config
-from tests.support.config import TEST_SYNC
+from tests.support.config import EMBEDDING_OFF, TEST_SYNC
 from tests.support.engine import build_engine as build_support_engine
 from tests.support.sim import sim_fixture
 
@@ -56,20 +57,26 @@ CONTENT_TABLES = (
 
 
 def write_config(
-    tmp_path: Path, base_url: str, *, projects: tuple[str, ...] = (PROJECT,), **sync: int
+    tmp_path: Path, base_url: str, *, projects: tuple[str, ...] = (PROJECT,),
+    embedding: str = EMBEDDING_OFF, **sync: int,
 ) -> Path:
     return support_config.write_config(
         tmp_path, base_url, token_env=TOKEN_ENV, projects=projects, db_path=tmp_path / "lore.db",
-        sync={**TEST_SYNC, **sync},
+        sync={**TEST_SYNC, **sync}, embedding=embedding,
     )
 
 
 def build_engine(
-    tmp_path: Path, sim: SimServer, *, projects: tuple[str, ...] = (PROJECT,), **sync: int
+    tmp_path: Path, sim: SimServer, *, projects: tuple[str, ...] = (PROJECT,),
+    embedding: str = EMBEDDING_OFF, provider: Provider | None = None, **sync: int,
 ) -> Engine:
-    """An Engine exactly as the daemon builds one, against the simulator."""
+    """An Engine exactly as the daemon builds one, against the simulator. ``embedding`` is the
+    ``[embedding]`` table; ``provider`` hands in an already loaded model (the session's)."""
     env = {TOKEN_ENV: sim.token, "HOME": str(tmp_path)}
-    return build_support_engine(write_config(tmp_path, sim.base_url, projects=projects, **sync), env)
+    return build_support_engine(
+        write_config(tmp_path, sim.base_url, projects=projects, embedding=embedding, **sync), env,
+        provider=provider,
+    )
 
 
 sim = sim_fixture(SIM_CONFIG)

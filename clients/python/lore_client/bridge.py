@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true")
     s.add_argument("--preflight-only", action="store_true")
     s.add_argument("--no-embed", action="store_true")
+    s.add_argument("--reembed", action="store_true",
+                   help="standard sync only: embed every document again, reusing no stored vector")
     r = sub.add_parser("sync-runs", help="read the run ledger, newest first")
     r.add_argument("--limit", type=int, default=20)
     r.add_argument("--run-id")
@@ -105,7 +107,20 @@ def _summary(data: Any) -> str:
                   for f in data.get("entityFailures", [])]
         lines += [f"  -> {a['title']}: {a.get('command') or ''}" for a in data.get("recoveryActions", [])]
         return "\n".join(lines)
+    if isinstance(data, dict) and "schemaVersion" in data and data.get("embedding"):
+        return json.dumps(data, indent=2) + "\n" + _embedding_line(data["embedding"])
     return json.dumps(data, indent=2)
+
+
+def _embedding_line(e: dict[str, Any]) -> str:
+    """``lore status`` on a terminal ends with one line on embeddings."""
+    if e["provider"] == "none":
+        return "embedding: off (provider none): search is lexical"
+    line = (f"embedding: {e['provider']} {e['model']} ({e['dimensions'] or '?'} dims), {e['state']}, "
+            f"{e['currentDocuments']}/{e['documents']} documents with current vectors")
+    if e.get("error"):
+        line += f"; last error {e['error']['code']}: {e['error']['message']}"
+    return line
 
 
 def request_for(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -118,7 +133,9 @@ def request_for(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             "issue_urls": args.issue_url, "mr_urls": args.mr_url, "refs": args.ref,
         }
         if not any((args.issue, args.mr, args.issue_url, args.mr_url, args.ref)):
-            params = protocol.SyncParams(projects=args.project or None, no_embed=args.no_embed)
+            params = protocol.SyncParams(
+                projects=args.project or None, no_embed=args.no_embed, reembed=args.reembed
+            )
         elif args.preflight_only:
             params = protocol.PreflightParams(**targets)
         else:

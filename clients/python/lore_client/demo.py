@@ -2,9 +2,10 @@
 
 Starts the bundled GitLab simulator on loopback with a seeded project, writes a throwaway config,
 then drives the daemon through the bridge: a preflight, a surgical sync that names one missing
-issue (to show the aggregated failure and its recovery actions), the same sync without it, and the
-run ledger. Everything, the shared daemon's socket included, lives in a temporary directory that
-is removed at the end (the daemon is stopped first).
+issue (to show the aggregated failure and its recovery actions), the same sync without it, the
+run ledger, a sync of the curated project's realistic text (embedded by the bundled model) and the
+status with the embedding provider and its vectors. Everything, the shared daemon's socket
+included, lives in a temporary directory that is removed at the end (the daemon is stopped first).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lore-demo-") as tmp:
         sim = subprocess.Popen(
             [sys.executable, "-m", "lore_daemon.sim", "--port", "0", "--seed", "7",
-             "--issues", "300", "--mrs", "80", "--latency-ms", "20"],
+             "--issues", "300", "--mrs", "80", "--latency-ms", "20", "--corpus"],
             stdout=subprocess.PIPE, text=True,
         )
         env: dict[str, str] | None = None
@@ -69,6 +70,11 @@ def main() -> int:
             _lore(env, "sync", "--dry-run", "-p", PROJECT, "--issue", "1", "--issue", "4")
             _banner("5. The run ledger, newest first")
             _lore(env, "sync-runs", "--limit", "5")
+            _banner("6. Realistic text (acme/brightday), embedded by the bundled model on the CPU")
+            _lore(env, "sync", "-p", "acme/brightday", "--issue", "1", "--issue", "4", "--issue", "13",
+                  "--mr", "1")
+            _banner("7. Status: embedding provider, model, documents with current vectors")
+            _lore(env, "status")
         finally:
             if env is not None:
                 subprocess.run([sys.executable, "-m", "lore_client.bridge", "daemon", "stop"],

@@ -112,21 +112,21 @@ WHERE merge_request_id = ? ORDER BY new_path, old_path
 
 
 
-class _StoredPosition(msgspec.Struct):
-    """``notes.position_json``: the position as GitLab sent it (snake_case, unknown keys ignored)."""
-
-    position_type: str | None = None
-    base_sha: str | None = None
-    start_sha: str | None = None
-    head_sha: str | None = None
-    old_path: str | None = None
-    new_path: str | None = None
-    old_line: int | None = None
-    new_line: int | None = None
-    line_range: dict[str, Any] | None = None
+# ``notes.position_json`` is the position as GitLab sent it (snake_case): read it into the wire
+# Struct through that Struct's own field list (unknown keys, e.g. an image position's x/y, dropped).
+_POSITION_KEYS = {f.name: f.encode_name for f in msgspec.structs.fields(NotePosition)}
 
 
-_position = msgspec.json.Decoder(_StoredPosition)
+def _stored_position(position_json: str) -> NotePosition | None:
+    try:
+        raw = msgspec.json.decode(position_json)
+        if not isinstance(raw, dict):
+            return None
+        return msgspec.convert(
+            {_POSITION_KEYS[k]: v for k, v in raw.items() if k in _POSITION_KEYS}, NotePosition
+        )
+    except (msgspec.DecodeError, msgspec.ValidationError):  # kept as sent; fall back to the columns
+        return None
 
 
 def load_detail(
@@ -200,14 +200,7 @@ def _detail(
 def _note(row: Sequence[Any]) -> Note:
     (_, gitlab_id, note_type, author, body, created, updated, system, resolvable, resolved,
      position_json, old_path, new_path, old_line, new_line) = row
-    position: NotePosition | None = None
-    if position_json:
-        try:
-            stored = _position.decode(position_json)
-        except msgspec.DecodeError:  # kept as sent; show the columns the store extracted
-            pass
-        else:
-            position = NotePosition(**msgspec.structs.asdict(stored))
+    position = _stored_position(position_json) if position_json else None
     if position is None and (old_path or new_path):
         position = NotePosition(old_path=old_path, new_path=new_path, old_line=old_line, new_line=new_line)
     return Note(

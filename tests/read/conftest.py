@@ -5,13 +5,14 @@ only ``group/project`` configured)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lore_daemon.sim import SimConfig, SimServer
-from tests.daemon.support import ClientPool, DaemonEnv, RawDaemon, new_daemon_env
+from tests.daemon.conftest import clients  # noqa: F401 (the daemon suite's fixture, shared)
+from tests.daemon.support import DaemonEnv, RawDaemon, new_daemon_env
 
 from .support import PROJECT, build_mirror, copy_mirror
 
@@ -56,10 +57,3 @@ def reader(sim: SimServer, mirror: Path, tmp_path_factory: pytest.TempPathFactor
         daemon.close()
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[ClientPool]:
-    pool = ClientPool()
-    try:
-        yield pool
-    finally:
-        await pool.close_all()

@@ -17,6 +17,7 @@
     ├── StoreError                  DB_ERROR
     │   └── LockTimeoutError        LOCK_TIMEOUT
     ├── RunError                    PREFLIGHT_FAILED, ABANDONED, CANCELLED
+    ├── NotInMirrorError            NOT_IN_MIRROR (a read found no local copy and may not sync)
     ├── EmbeddingError              EMBEDDING_UNAVAILABLE, EMBEDDING_MISCONFIGURED, EMBEDDING_FAILED
     ├── InvalidParamsError          INVALID_PARAMS
     └── ProtocolError               PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND
@@ -160,6 +161,11 @@ CODES: dict[str, CodeInfo] = {
     "INTERNAL": CodeInfo(
         "An unexpected internal error.", False, RPC_INTERNAL_ERROR, 1, ()
     ),
+    "NOT_IN_MIRROR": CodeInfo(
+        "The issue or merge request is not in the local mirror, and the read was offline or had "
+        "no maxAgeMs to sync it with.",
+        False, RPC_REQUEST_FAILED, 5, ("syncTarget",),
+    ),
     "EMBEDDING_UNAVAILABLE": CodeInfo(
         "The embedding provider could not be reached or kept failing (server down, timeouts, 5xx); "
         "documents keep their old vectors and search falls back to lexical.",
@@ -273,6 +279,10 @@ class LockTimeoutError(StoreError):
 
 class RunError(LoreError):
     pass
+
+
+class NotInMirrorError(LoreError):
+    """A read (``lore/get``) found no local copy and was not allowed to sync one."""
 
 
 class InvalidParamsError(LoreError):

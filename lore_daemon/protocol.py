@@ -31,7 +31,7 @@ DependentOutcome = Literal["synced", "unchanged", "failed", "skipped"]
 ProgressEvent = Literal["begin", "report", "end"]
 ActionKind = Literal[
     "retryRun", "retryFailedEntities", "retryEmbedding", "waitAndRetry", "fixToken", "fixConfig",
-    "checkTarget", "inspectRun",
+    "checkTarget", "inspectRun", "syncTarget",
 ]
 
 MAX_SURGICAL_ENTITIES = 100

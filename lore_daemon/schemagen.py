@@ -1,4 +1,5 @@
-"""Write ``schema/robot/<TypeName>.json``: the JSON Schema of every wire Struct in ``protocol``.
+"""Write ``schema/robot/<TypeName>.json``: the JSON Schema of every wire Struct (``protocol``,
+``protocol_read``).
 
 ``python -m lore_daemon.schemagen schema/robot`` (or ``make schemas``). The files are checked in
 and a test regenerates them into a temporary directory and fails on any difference, so the
@@ -17,17 +18,20 @@ from typing import Any
 
 import msgspec
 
-from lore_daemon import protocol
+from lore_daemon import protocol, protocol_read
+
+WIRE_MODULES = (protocol, protocol_read)
 
 
 def wire_types() -> list[type[msgspec.Struct]]:
-    """Every public Struct class defined in ``lore_daemon.protocol``, by name."""
+    """Every public Struct class defined in the wire modules (``protocol``, ``protocol_read``), by name."""
     found = [
         obj
-        for name, obj in vars(protocol).items()
+        for module in WIRE_MODULES
+        for name, obj in vars(module).items()
         if inspect.isclass(obj)
         and issubclass(obj, msgspec.Struct)
-        and obj.__module__ == protocol.__name__
+        and obj.__module__ == module.__name__
         and not name.startswith("_")
     ]
     return sorted(found, key=lambda t: t.__name__)

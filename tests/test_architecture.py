@@ -9,7 +9,7 @@ below it, never one above:
     embedding  embedding/    (providers, chunking, vector index, semantic ranking, fusion)
     store      store/        (may use gitlab.models, the payload types, and nothing else of gitlab/)
     gitlab     gitlab/
-    base       protocol, errors, recovery, config, config_errors, config_embedding,
+    base       protocol, protocol_read, errors, recovery, config, config_errors, config_embedding,
                embedding_catalog, tuning, timeutil, logsetup, schemagen, the package itself
 
 ``sim/`` is a separate tool: it may use only the base layer, and the product never imports it —
@@ -35,8 +35,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("embedding", ("embedding",)),
     ("store", ("store",)),
     ("gitlab", ("gitlab",)),
-    ("base", ("protocol", "errors", "recovery", "config", "config_errors", "config_embedding",
-              "embedding_catalog", "tuning", "timeutil", "logsetup", "schemagen", "")),
+    ("base", ("protocol", "protocol_read", "errors", "recovery", "config", "config_errors",
+              "config_embedding", "embedding_catalog", "tuning", "timeutil", "logsetup", "schemagen", "")),
 )
 SIM = "sim"
 ALLOWED_EXCEPTIONS = {("lore_daemon.cli", "lore_daemon.sim.__main__")}  # `lore-daemon sim`

@@ -15,6 +15,7 @@ SMOKE_RUNS: dict[str, tuple[list[str], str]] = {
     "gitlab_lanes.py": (["--latency-ms", "5", "--background", "20", "--samples", "2"], "ratio of medians"),
     "ingest_ceiling.py": (["200"], "ingest_issue (new)"),
     "protocol_latency.py": (["--smoke"], "warm lore/syncRuns limit=20"),
+    "read_latency.py": (["--smoke"], "warm lore/get (discussions, links)"),
     "search_quality_semantic.py": (["--smoke"], "| all |"),
     "sim_throughput.py": (["--seconds", "0.2", "--issues", "5000", "--connections", "2"], "GET one issue"),
     "standard_sync.py": (["--sizes", "40", "--notes", "2"], "replay vs live rows: IDENTICAL"),

@@ -91,7 +91,10 @@ def normalize_base_url(base_url: str) -> str:
 
 def strip_credentials(url: str) -> str:
     """``url`` without any ``user:password@`` part, safe to echo in errors."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: not a URL, but still never echo a password
+        return url.rsplit("@", 1)[1] if "@" in url else url
     if "@" not in parts.netloc:
         return url
     return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()

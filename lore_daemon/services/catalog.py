@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from lore_daemon.services import preflight, robot_docs, status, sync_runs, sync_standard, sync_surgical
+from lore_daemon.services import (
+    get,
+    preflight,
+    robot_docs,
+    search,
+    status,
+    sync_runs,
+    sync_standard,
+    sync_surgical,
+)
+from lore_daemon.services import list as list_
 from lore_daemon.services.spec import MethodSpec
 
 METHODS: tuple[MethodSpec, ...] = (
@@ -12,4 +22,7 @@ METHODS: tuple[MethodSpec, ...] = (
     sync_standard.SPEC,
     status.SPEC,
     robot_docs.SPEC,
+    get.SPEC,
+    list_.SPEC,
+    search.SPEC,
 )

@@ -27,6 +27,7 @@ ACTION_MEANINGS: dict[str, str] = {
     "fixConfig": "Edit the named configuration file (and key), then retry.",
     "checkTarget": "Preflight the target (zero writes) to see whether it exists and the token can read it.",
     "inspectRun": "Read the run's ledger row with lore/syncRuns runId=... for its phase and failures.",
+    "syncTarget": "Read the entity again with maxAgeMs 0: a surgical sync brings it into the mirror first.",
 }
 
 ALWAYS_POSSIBLE = ("INVALID_PARAMS", "CANCELLED", "INTERNAL")

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from lore_client.bridge import build_parser, request_for
-from lore_daemon import protocol, recovery
+from lore_daemon import protocol, protocol_read, recovery
 from lore_daemon.errors import LoreError
 from lore_daemon.gitlab.targets import ResolvedTargets
 from lore_daemon.protocol import EntityFailure, RecoveryAction, RequestedTargets, SyncRun
@@ -24,7 +24,11 @@ PARAMS_TYPES = {
     "lore/preflight": protocol.PreflightParams, "lore/syncSurgical": protocol.SyncSurgicalParams,
     "lore/sync": protocol.SyncParams, "lore/syncRuns": protocol.SyncRunsParams,
     "lore/status": protocol.StatusParams, "lore/robotDocs": protocol.RobotDocsParams,
+    "lore/get": protocol_read.GetParams, "lore/list": protocol_read.ListParams,
+    "lore/search": protocol_read.SearchParams,
 }
+# Methods the bridge cannot spell yet: their actions carry the request and no command.
+UNSPELLED = frozenset({"lore/get", "lore/list", "lore/search"})
 
 
 def _run(**fields: typing.Any) -> SyncRun:
@@ -94,6 +98,13 @@ def every_action() -> list[RecoveryAction]:
         *recovery.actions_for_error(
             _error("LOCK_TIMEOUT"), "lore/sync", protocol.SyncParams(projects=["g/a"])
         ),
+        *recovery.actions_for_error(
+            _error("NOT_IN_MIRROR", kind="issue", iid=12, project=PROJECT), "lore/get",
+            protocol_read.GetParams(ref="#12", offline=True, include=["events"], work_done_token=3),
+        ),
+        *recovery.actions_for_error(
+            _error("DB_ERROR"), "lore/search", protocol_read.SearchParams(query="a b", limit=5)
+        ),
     ]
     return actions
 
@@ -108,6 +119,11 @@ def test_the_command_parses_to_exactly_the_request(action: RecoveryAction) -> No
         assert action.kind in ("fixToken", "fixConfig")
         assert action.command is None or shlex.split(action.command)[0] != "lore"
         return
+    if action.request.method in UNSPELLED:
+        assert action.command is None
+        msgspec.convert(action.request.params, PARAMS_TYPES[action.request.method])
+        assert "workDoneToken" not in action.request.params
+        return
     assert action.command is not None
     words = shlex.split(action.command)
     assert words[0] == "lore"
@@ -116,6 +132,14 @@ def test_the_command_parses_to_exactly_the_request(action: RecoveryAction) -> No
     # ... and the request is valid params of its method (unknown or mistyped fields would raise).
     msgspec.convert(action.request.params, PARAMS_TYPES[method])
     assert "workDoneToken" not in action.request.params
+
+
+def test_sync_target_reads_again_with_max_age_zero() -> None:
+    (sync,) = recovery.actions_for_error(
+        _error("NOT_IN_MIRROR"), "lore/get", protocol_read.GetParams(ref="#12", offline=True)
+    )
+    assert sync.kind == "syncTarget" and sync.request is not None
+    assert (sync.request.method, sync.request.params) == ("lore/get", {"ref": "#12", "maxAgeMs": 0})
 
 
 def test_a_request_the_bridge_cannot_spell_gets_no_command_rather_than_a_wrong_one() -> None:

@@ -52,7 +52,7 @@ def test_timestamps_are_date_time_in_the_schemas() -> None:
 def test_every_registered_method_is_documented() -> None:
     server, _ = build_server(DaemonSettings())
     methods = [name for name in server.protocol.fm.features if name.startswith("lore/")]
-    assert len(methods) == 6
+    assert len(methods) == 9
     missing = [m for m in methods if f"### `{m}`" not in DOC]
     assert missing == []
 

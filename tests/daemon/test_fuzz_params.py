@@ -14,11 +14,14 @@ from .support import RawDaemon
 
 METHODS = [
     "lore/preflight", "lore/syncSurgical", "lore/syncRuns", "lore/sync", "lore/status", "lore/robotDocs",
+    "lore/get", "lore/list", "lore/search",
 ]
 # Real field names mixed with noise, so some examples get past "unknown field" into deeper checks.
 FIELD_NAMES = [
     "project", "issues", "mrs", "issueUrls", "mrUrls", "refs", "dryRun", "noEmbed", "projects",
     "limit", "runId", "status", "workDoneToken",
+    "ref", "url", "kind", "iid", "include", "maxAgeMs", "offline", "state", "labels", "author", "assignee",
+    "milestone", "updatedAfter", "sort", "order", "cursor", "query", "mode", "sourceTypes",
 ]
 
 scalars = (

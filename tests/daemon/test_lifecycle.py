@@ -10,7 +10,8 @@ from pygls.exceptions import JsonRpcException
 from .support import ClientPool, DaemonEnv, RawDaemon, rpc
 
 EXPECTED_METHODS = [
-    "lore/preflight", "lore/robotDocs", "lore/status", "lore/sync", "lore/syncRuns", "lore/syncSurgical",
+    "lore/get", "lore/list", "lore/preflight", "lore/robotDocs", "lore/search", "lore/status", "lore/sync",
+    "lore/syncRuns", "lore/syncSurgical",
 ]
 
 

@@ -62,9 +62,10 @@ async def test_robot_docs_lists_every_method_error_code_action_kind_and_exit_cod
 
     jsonschema.validate(docs, _schema("RobotDocsResult"))
     names = [m["name"] for m in docs["methods"]]
-    assert names == sorted(
-        ["lore/preflight", "lore/syncSurgical", "lore/syncRuns", "lore/sync", "lore/status", "lore/robotDocs"]
-    )
+    assert names == sorted([
+        "lore/preflight", "lore/syncSurgical", "lore/syncRuns", "lore/sync", "lore/status", "lore/robotDocs",
+        "lore/get", "lore/list", "lore/search",
+    ])
     for method in docs["methods"]:
         jsonschema.Draft202012Validator.check_schema(method["paramsSchema"])
         jsonschema.Draft202012Validator.check_schema(method["resultSchema"])

@@ -31,6 +31,13 @@ ERRORS: list[tuple[str, dict[str, Any], str, str, dict[str, Any]]] = [
     ),
     ("ref #0", {"project": "g/p", "refs": ["#0"]}, BASE, "INVALID_TARGET", {"target": "#0"}),
     ("garbage ref", {"project": "g/p", "refs": ["twelve"]}, BASE, "INVALID_TARGET", {"target": "twelve"}),
+    (
+        "unclosed IPv6 bracket",
+        {"refs": ["https://u:pw@[::1/g/p/-/issues/1"]},
+        BASE,
+        "INVALID_TARGET",
+        {"target": "[::1/g/p/-/issues/1"},
+    ),
     ("epic ref", {"project": "g/p", "refs": ["group&5"]}, BASE, "INVALID_TARGET", {"field": "refs"}),
     ("bare number ref", {"project": "g/p", "refs": ["12"]}, BASE, "INVALID_TARGET", {"field": "refs"}),
     ("single-segment project ref", {"refs": ["proj#12"]}, BASE, "INVALID_TARGET", {"target": "proj#12"}),

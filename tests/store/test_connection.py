@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import apsw
@@ -33,7 +37,7 @@ def test_writer_pragmas_and_private_file(tmp_path: Path) -> None:
         assert conn.pragma("foreign_keys") == 1
         assert conn.pragma("synchronous") == 1  # NORMAL
         assert conn.pragma("temp_store") == 2  # MEMORY
-        assert conn.pragma("busy_timeout") == 1234
+        assert conn.pragma("busy_timeout") == 0  # the wait is busy_waiter's (it releases the GIL)
         assert conn.pragma("wal_autocheckpoint") == WAL_AUTOCHECKPOINT_PAGES == 16_000
         assert conn.pragma("journal_size_limit") == WAL_SIZE_LIMIT_BYTES
         assert conn.transaction_mode == "IMMEDIATE"
@@ -253,6 +257,108 @@ def test_wrap_db_errors_maps_apsw_errors_without_values(tmp_path: Path) -> None:
             bad()
         with pytest.raises(KeyError), wrap_db_errors():
             raise KeyError("not a database error")
+    finally:
+        conn.close()
+
+
+def test_a_busy_wait_holds_no_lock_other_threads_need(tmp_path: Path) -> None:
+    """Another process holds the write lock; ``with conn:`` (BEGIN IMMEDIATE, run by apsw with
+    the GIL held) waits its whole timeout, and Python threads keep running meanwhile."""
+    path = tmp_path / "lore.db"
+    open_connection(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import apsw, sys, time\n"
+            f"c = apsw.Connection({str(path)!r})\n"
+            "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); sys.stdin.read()\n"
+        )],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline().strip() == "held"
+    waiter = open_connection(path, busy_timeout_ms=400)
+    ticks: list[float] = []
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    ticker = threading.Thread(target=tick)
+    try:
+        started = time.monotonic()
+        ticker.start()
+        with pytest.raises(apsw.BusyError), waiter:
+            pass
+        waited = time.monotonic() - started
+        done.set()
+        ticker.join()
+        assert waited >= 0.4  # it did wait for the lock, up to its timeout
+        during = [t for t in ticks if t < started + waited]
+        assert len(during) >= 10  # and the other thread ran all along (with SQLite's sleep: ~1)
+    finally:
+        done.set()
+        waiter.close()
+        holder.stdin.close()
+        holder.wait(10)
+
+
+def test_a_commit_writes_the_wal_without_holding_the_gil(tmp_path: Path) -> None:
+    """apsw's own context manager COMMITs with the GIL held; the writer's does it as a statement,
+    so a Python thread keeps running while SQLite writes a big transaction to the WAL."""
+    conn = open_connection(tmp_path / "lore.db")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    ticks: list[float] = []
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        with conn:
+            conn.executemany("INSERT INTO t (v) VALUES (?)", [("x" * 500,)] * 60_000)
+            started = time.monotonic()
+        ended = time.monotonic()
+    finally:
+        done.set()
+        ticker.join()
+        conn.close()
+    gaps = [b - a for a, b in itertools.pairwise(ticks) if a < ended and b > started]
+    assert ended - started > 0.005  # the commit had real work to do
+    assert max(gaps, default=0.0) < (ended - started) / 2  # and the ticker never stopped for it
+
+
+def test_writer_transactions_keep_apsw_semantics(tmp_path: Path) -> None:
+    conn = open_connection(tmp_path / "lore.db")
+    conn.execute("CREATE TABLE t (v TEXT)")
+    try:
+        with pytest.raises(ZeroDivisionError), conn:
+            conn.execute("INSERT INTO t VALUES ('outer')")
+            with conn:
+                conn.execute("INSERT INTO t VALUES ('inner')")
+            raise ZeroDivisionError
+        assert conn.execute("SELECT count(*) FROM t").fetchall() == [(0,)] and not conn.in_transaction
+        with conn:
+            conn.execute("INSERT INTO t VALUES ('kept')")
+            with pytest.raises(KeyError), conn:
+                conn.execute("INSERT INTO t VALUES ('undone')")
+                raise KeyError
+        assert conn.execute("SELECT v FROM t").fetchall() == [("kept",)] and not conn.in_transaction
+        conn.execute("BEGIN IMMEDIATE")  # a transaction opened by hand: a with block is a savepoint
+        with conn:
+            conn.execute("INSERT INTO t VALUES ('by hand')")
+        assert conn.in_transaction
+        conn.execute("ROLLBACK")
+        assert conn.execute("SELECT v FROM t").fetchall() == [("kept",)]
+        with conn:
+            conn.execute("INSERT INTO t VALUES ('committed by hand')")
+            conn.execute("COMMIT")
+        assert conn.execute("SELECT count(*) FROM t").fetchall() == [(2,)] and not conn.in_transaction
     finally:
         conn.close()
 

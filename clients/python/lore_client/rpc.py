@@ -32,7 +32,12 @@ class RpcError(Exception):
 
 
 class ConnectionClosed(Exception):
-    """The peer closed the stream before answering."""
+    """The peer closed the stream before answering. ``sent`` is False when the request never left
+    (the connection was already gone), so sending it again elsewhere cannot run it twice."""
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
@@ -106,7 +111,12 @@ class JsonRpcEndpoint:
         if params is not None:
             message["params"] = params
         try:
-            await self._send(message)
+            if self.closed.is_set():
+                raise ConnectionClosed("the daemon closed the connection", sent=False)
+            try:
+                await self._send(message)
+            except (ConnectionError, RuntimeError) as exc:  # the transport is gone: never delivered
+                raise ConnectionClosed(f"the connection is closed ({exc})", sent=False) from exc
             return await fut
         except asyncio.CancelledError:
             if not self.closed.is_set():
